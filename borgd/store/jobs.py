@@ -1,0 +1,322 @@
+"""Job rows: creation, compare-and-set transitions, queries.
+
+Every status change is `UPDATE … WHERE id = ? AND status IN (…)`; a lost
+race raises `StaleState` instead of running anything twice.  The partial
+unique indexes in the schema turn a second running job per repository or a
+second intent per schedule into `StaleState` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from borgd.core.jobs import LIVE, JobStatus, check_transition, sources_for
+from borgd.store.models import Job
+
+JOBS: Table = cast(Table, Job.__table__)
+JobRow = dict[str, Any]
+
+# Columns a caller may set alongside a transition or a progress update.
+WRITABLE = frozenset(c.name for c in JOBS.columns) - {"id", "status"}
+
+
+class StaleState(Exception):
+    """The job is not in a state that allows the change (lost a race, or wrong state)."""
+
+
+class NoSuchJob(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    profiles: tuple[str, ...] = ()
+    repositories: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    since: int = 0
+    until: int = 0
+    limit: int = 0
+    offset: int = 0
+
+
+def _row(mapping: Any) -> JobRow:
+    return dict(mapping)
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- creation ---------------------------------------------------------
+
+    def create(self, **fields: Any) -> JobRow:
+        unknown = set(fields) - WRITABLE - {"status"}
+        if unknown:
+            raise ValueError(f"unknown job fields: {sorted(unknown)}")
+        try:
+            with self._engine.begin() as conn:
+                key = conn.execute(insert(JOBS).values(**fields)).inserted_primary_key
+                assert key is not None
+                new_id = key[0]
+                return _row(conn.execute(select(JOBS).where(JOBS.c.id == new_id)).mappings().one())
+        except IntegrityError as exc:
+            raise StaleState(f"cannot create the job: {exc.orig}") from exc
+
+    # -- transitions ----------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: int,
+        dst: JobStatus,
+        *,
+        expect: Iterable[JobStatus] | None = None,
+        **fields: Any,
+    ) -> JobRow:
+        """Move a job to `dst` if its current status allows it; returns the new row."""
+        allowed = sources_for(dst)
+        if expect is not None:
+            allowed = allowed & frozenset(expect)
+        bad = set(fields) - WRITABLE
+        if bad:
+            raise ValueError(f"unknown job fields: {sorted(bad)}")
+        stmt = (
+            update(JOBS)
+            .where(JOBS.c.id == job_id, JOBS.c.status.in_([s.value for s in allowed]))
+            .values(status=dst.value, **fields)
+        )
+        try:
+            with self._engine.begin() as conn:
+                if conn.execute(stmt).rowcount != 1:
+                    current = conn.execute(
+                        select(JOBS.c.status).where(JOBS.c.id == job_id)
+                    ).scalar_one_or_none()
+                    if current is None:
+                        raise NoSuchJob(job_id)
+                    check_transition(JobStatus(current), dst)  # raises with a clear message
+                    raise StaleState(f"job {job_id} is {current}")
+                return _row(conn.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one())
+        except IntegrityError as exc:
+            raise StaleState(f"job {job_id} cannot become {dst}: {exc.orig}") from exc
+
+    def update_fields(self, job_id: int, **fields: Any) -> None:
+        """Non-status fields (progress, blocked_by, pid …) of a live job."""
+        bad = set(fields) - WRITABLE
+        if bad:
+            raise ValueError(f"unknown job fields: {sorted(bad)}")
+        with self._engine.begin() as conn:
+            conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**fields))
+
+    # -- queries --------------------------------------------------------------
+
+    def get(self, job_id: int) -> JobRow:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one_or_none()
+        if row is None:
+            raise NoSuchJob(job_id)
+        return _row(row)
+
+    def find(self, job_id: int) -> JobRow | None:
+        try:
+            return self.get(job_id)
+        except NoSuchJob:
+            return None
+
+    def with_status(self, *statuses: JobStatus) -> list[JobRow]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JOBS)
+                .where(JOBS.c.status.in_([s.value for s in statuses]))
+                .order_by(JOBS.c.id)
+            ).mappings()
+            return [_row(r) for r in rows]
+
+    def live(self) -> list[JobRow]:
+        return self.with_status(*LIVE)
+
+    def queued_in_lane_order(self) -> list[JobRow]:
+        """Queued jobs in the order lanes take them: chain jobs first, then by id."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JOBS)
+                .where(JOBS.c.status == JobStatus.QUEUED.value)
+                .order_by((JOBS.c.trigger != "chain"), JOBS.c.queued_at, JOBS.c.id)
+            ).mappings()
+            return [_row(r) for r in rows]
+
+    def query(self, flt: JobFilter) -> list[JobRow]:
+        """Scheduled, active and finished jobs in one list, newest first."""
+        conds: list[ColumnElement[bool]] = []
+        for column, values in (
+            (JOBS.c.profile, flt.profiles),
+            (JOBS.c.repository, flt.repositories),
+            (JOBS.c.type, flt.types),
+            (JOBS.c.status, flt.statuses),
+        ):
+            if values:
+                conds.append(column.in_(values))
+        if flt.since:
+            conds.append(JOBS.c.created_at >= flt.since)
+        if flt.until:
+            conds.append(JOBS.c.created_at < flt.until)
+        stmt = select(JOBS).where(and_(True, *conds)).order_by(JOBS.c.id.desc())
+        if flt.limit:
+            stmt = stmt.limit(flt.limit)
+        if flt.offset:
+            stmt = stmt.offset(flt.offset).limit(flt.limit or -1)
+        with self._engine.connect() as conn:
+            return [_row(r) for r in conn.execute(stmt).mappings()]
+
+    def last_finished(
+        self, profile: str, types: Sequence[str], statuses: Sequence[str]
+    ) -> JobRow | None:
+        with self._engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(JOBS)
+                    .where(
+                        JOBS.c.profile == profile,
+                        JOBS.c.type.in_(types),
+                        JOBS.c.status.in_(statuses),
+                    )
+                    .order_by(JOBS.c.finished_at.desc(), JOBS.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .one_or_none()
+            )
+        return None if row is None else _row(row)
+
+    def archives_of_repository(self, repository_id: int, limit: int = 200) -> set[str]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JOBS.c.archive)
+                .where(JOBS.c.repository_id == repository_id, JOBS.c.archive != "")
+                .order_by(JOBS.c.id.desc())
+                .limit(limit)
+            )
+            return {r[0] for r in rows}
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(JOBS)).scalar_one())
+
+    def expire(self, *, older_than: int, keep_per_profile: int) -> list[JobRow]:
+        """Delete finished jobs older than `older_than` or beyond the newest N per profile.
+
+        Returns the deleted rows (the caller removes their log files).
+        """
+        finished = [s.value for s in JobStatus if s not in LIVE]
+        rank = (
+            func.row_number()
+            .over(partition_by=JOBS.c.profile, order_by=JOBS.c.id.desc())
+            .label("rank")
+        )
+        ranked = select(JOBS.c.id, rank).where(JOBS.c.status.in_(finished)).subquery()
+        with self._engine.begin() as conn:
+            doomed_ids = [
+                r[0]
+                for r in conn.execute(
+                    select(JOBS.c.id)
+                    .join(ranked, ranked.c.id == JOBS.c.id)
+                    .where(
+                        or_(
+                            and_(JOBS.c.finished_at > 0, JOBS.c.finished_at < older_than),
+                            ranked.c.rank > keep_per_profile,
+                        )
+                    )
+                )
+            ]
+            if not doomed_ids:
+                return []
+            rows = [
+                _row(r)
+                for r in conn.execute(select(JOBS).where(JOBS.c.id.in_(doomed_ids))).mappings()
+            ]
+            conn.execute(delete(JOBS).where(JOBS.c.id.in_(doomed_ids)))
+            return rows
+
+
+def _settle(
+    conn: Any,
+    intent_id: int,
+    dst: JobStatus,
+    fields: dict[str, Any],
+) -> None:
+    stmt = (
+        update(JOBS)
+        .where(JOBS.c.id == intent_id, JOBS.c.status == JobStatus.SCHEDULED.value)
+        .values(status=dst.value, **fields)
+    )
+    if conn.execute(stmt).rowcount != 1:
+        raise StaleState(f"intent {intent_id} is no longer scheduled")
+
+
+class IntentStore:
+    """Scheduled intents: one transaction settles an occurrence and writes the next."""
+
+    def __init__(self, engine: Engine, schedules_table: Table) -> None:
+        self._engine = engine
+        self._schedules = schedules_table
+
+    def settle(
+        self,
+        *,
+        schedule_id: int,
+        anchor: int | None,
+        intent_id: int | None = None,
+        dst: JobStatus | None = None,
+        fields: dict[str, Any] | None = None,
+        audit: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        next_intent: dict[str, Any] | None = None,
+    ) -> tuple[JobRow | None, list[JobRow]]:
+        """Returns the settled intent (if any) and every row created, in order."""
+        created_ids: list[int] = []
+        try:
+            with self._engine.begin() as conn:
+                if intent_id is not None and dst is not None:
+                    _settle(conn, intent_id, dst, fields or {})
+                for row in audit:
+                    key = conn.execute(insert(JOBS).values(**row)).inserted_primary_key
+                    assert key is not None
+                    created_ids.append(int(key[0]))
+                if anchor is not None:
+                    conn.execute(
+                        update(self._schedules)
+                        .where(self._schedules.c.id == schedule_id)
+                        .values(anchor=anchor)
+                    )
+                if next_intent is not None:
+                    key = conn.execute(insert(JOBS).values(**next_intent)).inserted_primary_key
+                    assert key is not None
+                    created_ids.append(int(key[0]))
+                settled = None
+                if intent_id is not None:
+                    settled = _row(
+                        conn.execute(select(JOBS).where(JOBS.c.id == intent_id)).mappings().one()
+                    )
+                created = [
+                    _row(r)
+                    for r in conn.execute(
+                        select(JOBS).where(JOBS.c.id.in_(created_ids)).order_by(JOBS.c.id)
+                    ).mappings()
+                ]
+                return settled, created
+        except IntegrityError as exc:
+            raise StaleState(f"schedule {schedule_id}: {exc.orig}") from exc

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what borgd needs: system packages (as root, else print the apt
+# command), a virtual environment in .venv, and borgd itself (with the test
+# extras when called with --test).  Idempotent: a second run only checks.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+# Build headers for borgbackup and dbus-python, the bus daemon, and the tools
+# the tests use (man/groff for the man pages, gdbus for a GLib client,
+# systemd-analyze for the unit file and the calendar oracle).
+apt_pkgs=(dbus dbus-daemon libdbus-1-dev libglib2.0-dev libglib2.0-bin pkg-config
+          libacl1-dev libssl-dev liblz4-dev libzstd-dev libxxhash-dev
+          python3-venv systemd man-db groff-base)
+if [ "$want_test" = 1 ]; then
+  apt_pkgs+=(libcairo2-dev libgirepository1.0-dev gir1.2-glib-2.0 groff)
+fi
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "bootstrap: missing system packages; run as root:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$want_test" = 1 ]; then
+  .venv/bin/python -m pip install -q -e ".[test]"
+else
+  .venv/bin/python -m pip install -q -e ".[borg]"
+fi
+.venv/bin/borg --version >/dev/null
