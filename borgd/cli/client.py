@@ -1,0 +1,117 @@
+"""A thin D-Bus client for borgctl: calls, errors, and job signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+BUS_NAME = "org.borgd1"
+PATH = "/org/borgd1"
+MANAGER = "org.borgd1.Manager"
+
+
+class Unreachable(Exception):
+    """No session bus, or no borgd on it."""
+
+
+class CallFailed(Exception):
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{text} ({name})")
+        self.name = name
+        self.text = text
+
+
+def plain(value: Any) -> Any:
+    """Variants and containers of them as plain Python values."""
+    if isinstance(value, Variant):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class Client:
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+
+    @classmethod
+    async def connect(cls) -> Client:
+        try:
+            bus = await MessageBus(bus_type=BusType.SESSION).connect()
+        except Exception as exc:
+            raise Unreachable(f"cannot connect to the session bus: {exc}") from exc
+        return cls(bus)
+
+    def close(self) -> None:
+        self.bus.disconnect()
+
+    async def call(self, member: str, signature: str = "", *body: Any) -> Any:
+        reply = await self.bus.call(
+            Message(
+                destination=BUS_NAME,
+                path=PATH,
+                interface=MANAGER,
+                member=member,
+                signature=signature,
+                body=list(body),
+            )
+        )
+        assert reply is not None
+        if reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply.body else ""
+            name = reply.error_name or "unknown"
+            if name in (
+                "org.freedesktop.DBus.Error.ServiceUnknown",
+                "org.freedesktop.DBus.Error.NameHasNoOwner",
+                "org.freedesktop.DBus.Error.NoReply",
+            ):
+                raise Unreachable(f"borgd is not running on the session bus ({text})")
+            raise CallFailed(name, text)
+        if not reply.body:
+            return None
+        return plain(reply.body[0] if len(reply.body) == 1 else reply.body)
+
+    async def properties(self) -> dict[str, Any]:
+        reply = await self.bus.call(
+            Message(
+                destination=BUS_NAME,
+                path=PATH,
+                interface="org.freedesktop.DBus.Properties",
+                member="GetAll",
+                signature="s",
+                body=[MANAGER],
+            )
+        )
+        assert reply is not None
+        if reply.message_type is MessageType.ERROR:
+            raise Unreachable(f"borgd is not running on the session bus ({reply.body[0]})")
+        props: dict[str, Any] = plain(reply.body[0])
+        return props
+
+    async def subscribe_jobs(self, handler: Callable[[str, int, dict[str, Any]], None]) -> None:
+        """Call handler(member, job_id, fields) for JobAdded/JobChanged."""
+
+        def on_message(msg: Message) -> None:
+            if (
+                msg.message_type is MessageType.SIGNAL
+                and msg.interface == MANAGER
+                and msg.member in ("JobAdded", "JobChanged")
+            ):
+                handler(msg.member, int(msg.body[0]), plain(msg.body[1]))
+
+        self.bus.add_message_handler(on_message)
+        await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[f"type='signal',sender='{BUS_NAME}',interface='{MANAGER}'"],
+            )
+        )

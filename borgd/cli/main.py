@@ -1,0 +1,754 @@
+"""borgctl: the command line client. It speaks D-Bus only; it never opens the store.
+
+Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 borgd unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from dbus_fast import Variant
+
+from borgd.cli import format as fmt
+from borgd.cli.client import CallFailed, Client, Unreachable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+TERMINAL = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
+_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|min|s)")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_duration(text: str) -> int:
+    """'2h', '1h30m', '90s', '7d' -> microseconds."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise UsageError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 1d, 1h30m)")
+    return sum(int(n) * _UNITS[u] for n, u in parts) * 1_000_000
+
+
+def parse_when(text: str, *, past: bool = False) -> int:
+    """ISO 8601 time, '@EPOCH', or a duration from now (ago when `past`) -> microseconds."""
+    if text.startswith("@"):
+        return int(float(text[1:]) * 1_000_000)
+    try:
+        delta = parse_duration(text)
+    except UsageError:
+        pass
+    else:
+        now = time.time_ns() // 1000
+        return now - delta if past else now + delta
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"not a time: {text!r} (use ISO 8601, @EPOCH or a duration)") from None
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return int(when.timestamp() * 1_000_000)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).astimezone()
+
+
+def emit_json(data: Any) -> None:
+    if isinstance(data, list):
+        data = [fmt.json_ready(d) if isinstance(d, dict) else d for d in data]
+    elif isinstance(data, dict):
+        data = fmt.json_ready(data)
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+# -- option dictionaries -------------------------------------------------------
+
+
+def _v(sig: str, value: Any) -> Variant:
+    return Variant(sig, value)
+
+
+def repo_options(a: argparse.Namespace) -> dict[str, Variant]:
+    opts: dict[str, Variant] = {}
+    if getattr(a, "encryption", None):
+        opts["encryption"] = _v("s", a.encryption)
+    if getattr(a, "init", False):
+        opts["init"] = _v("b", True)
+    if a.ssh_command is not None:
+        opts["ssh_command"] = _v("s", a.ssh_command)
+    if a.lock_wait is not None:
+        opts["lock_wait"] = _v("u", a.lock_wait)
+    if a.passcommand is not None:
+        opts["passcommand"] = _v("s", a.passcommand)
+    passphrase = None
+    if a.passphrase_stdin:
+        passphrase = sys.stdin.readline().rstrip("\n")
+    elif a.passphrase_env:
+        passphrase = os.environ.get(a.passphrase_env)
+        if passphrase is None:
+            raise UsageError(f"${a.passphrase_env} is not set")
+    if passphrase is not None:
+        opts["passphrase"] = _v("s", passphrase)
+    return opts
+
+
+PROFILE_FLAGS: tuple[tuple[str, str], ...] = (
+    ("compression", "s"),
+    ("archive_template", "s"),
+    ("keep_within", "s"),
+    ("keep_hourly", "u"),
+    ("keep_daily", "u"),
+    ("keep_weekly", "u"),
+    ("keep_monthly", "u"),
+    ("keep_yearly", "u"),
+    ("check_every", "u"),
+    ("pre_command", "s"),
+    ("post_command", "s"),
+)
+PROFILE_BOOLS = ("prune_after", "compact_after", "enabled", "inhibit_sleep", "one_file_system")
+
+
+def profile_options(a: argparse.Namespace) -> dict[str, Variant]:
+    opts: dict[str, Variant] = {}
+    for name, sig in PROFILE_FLAGS:
+        value = getattr(a, name, None)
+        if value is not None:
+            opts[name] = _v(sig, value)
+    for name in PROFILE_BOOLS:
+        value = getattr(a, name, None)
+        if value is not None:
+            opts[name] = _v("b", value)
+    if a.exclude:
+        opts["excludes"] = _v("as", a.exclude)
+    if a.max_age is not None:
+        opts["max_age"] = _v("t", parse_duration(a.max_age))
+    return opts
+
+
+def schedule_options(a: argparse.Namespace) -> dict[str, Variant]:
+    opts: dict[str, Variant] = {}
+    if a.tz is not None:
+        opts["timezone"] = _v("s", a.tz)
+    if a.catch_up is not None:
+        opts["catch_up"] = _v("b", a.catch_up)
+    if a.catch_up_window is not None:
+        opts["catch_up_window"] = _v("t", parse_duration(a.catch_up_window))
+    if a.randomized_delay is not None:
+        opts["randomized_delay"] = _v("t", parse_duration(a.randomized_delay))
+    for name in ("skip_on_battery", "skip_on_metered", "enabled"):
+        value = getattr(a, name, None)
+        if value is not None:
+            opts[name] = _v("b", value)
+    return opts
+
+
+# -- commands --------------------------------------------------------------------
+
+
+async def cmd_status(c: Client, a: argparse.Namespace) -> int:
+    props = await c.properties()
+    running = await c.call("ListJobs", "a{sv}", {"status": _v("as", ["running", "queued"])})
+    if a.json:
+        emit_json({**{k.lower(): v for k, v in props.items()}, "jobs": running})
+        return EXIT_OK
+    now = _now()
+    paused = "no"
+    if props["Paused"]:
+        until = props["PausedUntil"]
+        paused = f"yes, until {fmt.human_time(until, now)}" if until else "yes, until resumed"
+    print(f"borgd {props['Version']}")
+    print(f"paused:        {paused}")
+    print(f"sleep monitor: {props['SleepMonitor']}")
+    print(f"on battery:    {'yes' if props['OnBattery'] else 'no'}")
+    print(f"metered:       {'yes' if props['Metered'] else 'no'}")
+    print(f"next run:      {fmt.human_time(props['NextRun'], now)}")
+    print(f"active jobs:   {props['ActiveJobs']}")
+    for job in running:
+        bar = fmt.progress_bar(job["progress"]) if job["status"] == "running" else "queued"
+        print(f"  #{job['id']} {job['type']} {job['profile'] or job['repository']} {bar}")
+    return EXIT_OK
+
+
+async def cmd_repo(c: Client, a: argparse.Namespace) -> int:
+    if a.action == "add":
+        repo_id = await c.call("AddRepository", "ssa{sv}", a.name, a.url, repo_options(a))
+        print(f"repository {a.name} added (id {repo_id})" + (", init queued" if a.init else ""))
+    elif a.action == "edit":
+        await c.call("UpdateRepository", "sa{sv}", a.name, repo_options(a))
+    elif a.action == "rm":
+        await c.call("RemoveRepository", "s", a.name)
+    else:
+        repos = await c.call("ListRepositories")
+        if a.action == "show":
+            repos = [r for r in repos if r["name"] == a.name]
+            if not repos:
+                print(f"borgctl: no repository named {a.name!r}", file=sys.stderr)
+                return EXIT_FAILED
+        if a.json:
+            emit_json(repos[0] if a.action == "show" else repos)
+            return EXIT_OK
+        rows = [
+            (r["id"], r["name"], r["url"], r["encryption"], "yes" if r["has_passphrase"] else "no")
+            for r in repos
+        ]
+        print(fmt.table(("ID", "NAME", "URL", "ENCRYPTION", "PASSPHRASE"), rows))
+    return EXIT_OK
+
+
+async def cmd_profile(c: Client, a: argparse.Namespace) -> int:
+    if a.action == "add":
+        profile_id = await c.call(
+            "AddProfile", "ssasa{sv}", a.name, a.repo, a.sources, profile_options(a)
+        )
+        print(f"profile {a.name} added (id {profile_id})")
+    elif a.action == "edit":
+        opts = profile_options(a)
+        if a.repo:
+            opts["repository"] = _v("s", a.repo)
+        if a.sources:
+            opts["sources"] = _v("as", a.sources)
+        await c.call("UpdateProfile", "sa{sv}", a.name, opts)
+    elif a.action == "rm":
+        await c.call("RemoveProfile", "s", a.name)
+    else:
+        profiles = await c.call("ListProfiles")
+        if a.action == "show":
+            profiles = [p for p in profiles if p["name"] == a.name]
+            if not profiles:
+                print(f"borgctl: no profile named {a.name!r}", file=sys.stderr)
+                return EXIT_FAILED
+        if a.json:
+            emit_json(profiles[0] if a.action == "show" else profiles)
+            return EXIT_OK
+        now = _now()
+        rows = [
+            (
+                p["id"],
+                p["name"],
+                p["repository"],
+                ",".join(p["sources"]),
+                fmt.human_time(p["last_success"], now),
+                "OVERDUE" if p["overdue"] else ("on" if p["enabled"] else "disabled"),
+            )
+            for p in profiles
+        ]
+        print(fmt.table(("ID", "NAME", "REPOSITORY", "SOURCES", "LAST SUCCESS", "STATE"), rows))
+    return EXIT_OK
+
+
+async def cmd_schedule(c: Client, a: argparse.Namespace) -> int:
+    if a.action == "add":
+        sid = await c.call(
+            "AddSchedule", "sssa{sv}", a.profile, a.type, a.spec, schedule_options(a)
+        )
+        print(f"schedule {sid} added")
+    elif a.action == "edit":
+        opts = schedule_options(a)
+        if a.spec:
+            opts["spec"] = _v("s", a.spec)
+        await c.call("UpdateSchedule", "ta{sv}", a.id, opts)
+    elif a.action == "rm":
+        await c.call("RemoveSchedule", "t", a.id)
+    else:
+        schedules = await c.call("ListSchedules")
+        if a.action == "show":
+            schedules = [s for s in schedules if s["id"] == a.id]
+            if not schedules:
+                print(f"borgctl: no schedule with id {a.id}", file=sys.stderr)
+                return EXIT_FAILED
+        if a.json:
+            emit_json(schedules[0] if a.action == "show" else schedules)
+            return EXIT_OK
+        now = _now()
+        rows = [
+            (
+                s["id"],
+                s["profile"],
+                s["action"],
+                s["spec"],
+                fmt.human_time(s["next_run"], now),
+                "paused" if s["paused"] else ("on" if s["enabled"] else "disabled"),
+            )
+            for s in schedules
+        ]
+        print(fmt.table(("ID", "PROFILE", "ACTION", "SPEC", "NEXT RUN", "STATE"), rows))
+    return EXIT_OK
+
+
+def start_options(a: argparse.Namespace) -> dict[str, Variant]:
+    opts: dict[str, Variant] = {}
+    if a.archive:
+        opts["archive"] = _v("s", a.archive)
+    if a.destination:
+        opts["destination"] = _v("s", os.path.abspath(a.destination))
+    if a.path:
+        opts["paths"] = _v("as", a.path)
+    if a.repository_only:
+        opts["repository_only"] = _v("b", True)
+    if a.verify_data:
+        opts["verify_data"] = _v("b", True)
+    if a.max_duration:
+        opts["max_duration"] = _v("t", parse_duration(a.max_duration))
+    return opts
+
+
+async def wait_for(c: Client, job_id: int, *, show_progress: bool) -> dict[str, Any]:
+    changed = anyio.Event()
+
+    def on_signal(member: str, jid: int, fields: dict[str, Any]) -> None:
+        if jid == job_id:
+            if show_progress and "progress" in fields:
+                bar = fmt.progress_bar(fields["progress"])
+                print(f"\r#{job_id} {bar} {fields.get('progress_message', '')[:40]}", end="")
+            changed.set()
+
+    await c.subscribe_jobs(on_signal)
+    while True:
+        job: dict[str, Any] = await c.call("GetJob", "t", job_id)
+        if job["status"] in TERMINAL:
+            if show_progress:
+                print()
+            return job
+        with anyio.move_on_after(5):  # signals are the trigger; this only guards a lost one
+            await changed.wait()
+        changed = anyio.Event()
+
+
+def describe_job(job: dict[str, Any]) -> str:
+    now = _now()
+    lines = [
+        f"job {job['id']}: {job['type']} of {job['profile'] or job['repository']}"
+        f" — {job['status']}",
+        f"  trigger:   {job['trigger']}"
+        + (f" (schedule {job['schedule_id']})" if job["schedule_id"] else "")
+        + (f" (requeued from {job['requeued_from']})" if job["requeued_from"] else "")
+        + (f" (after job {job['parent_id']})" if job["parent_id"] else ""),
+        f"  repository: {job['repository']}",
+    ]
+    for key, label in (
+        ("scheduled_for", "scheduled"),
+        ("queued_at", "queued"),
+        ("started_at", "started"),
+        ("finished_at", "finished"),
+    ):
+        if job[key]:
+            lines.append(f"  {label + ':':10} {fmt.human_time(job[key], now)}")
+    if job["archive"]:
+        lines.append(f"  archive:   {job['archive']}")
+    if job["nfiles"] or job["original_size"]:
+        lines.append(
+            f"  files:     {job['nfiles']}, original {fmt.human_size(job['original_size'])}, "
+            f"compressed {fmt.human_size(job['compressed_size'])}, "
+            f"deduplicated {fmt.human_size(job['deduplicated_size'])}"
+        )
+    if job.get("duration"):
+        lines.append(f"  duration:  {fmt.human_duration(job['duration'])}")
+    if job["status"] == "running":
+        lines.append(f"  progress:  {fmt.progress_bar(job['progress'])} {job['progress_message']}")
+    if job["blocked_by"]:
+        lines.append(f"  blocked by: {job['blocked_by']}")
+    if job["skip_reason"]:
+        lines.append(f"  skipped:   {job['skip_reason']}")
+    if job["exit_code"] >= 0 and job["status"] in TERMINAL:
+        lines.append(f"  exit code: {job['exit_code']}")
+    if job["message"]:
+        lines.append(f"  message:   {job['message']}")
+    return "\n".join(lines)
+
+
+async def cmd_run(c: Client, a: argparse.Namespace) -> int:
+    job_id = await c.call("StartJob", "ssa{sv}", a.profile, a.type, start_options(a))
+    if not a.wait:
+        print(f"job {job_id} queued")
+        return EXIT_OK
+    print(f"job {job_id} queued; waiting")
+    job = await wait_for(c, job_id, show_progress=sys.stdout.isatty())
+    print(describe_job(job))
+    return EXIT_OK if job["status"] in ("succeeded", "warning") else EXIT_FAILED
+
+
+def job_row(job: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    when = job["started_at"] or job["scheduled_for"] or job["created_at"]
+    detail = job["skip_reason"] or job["blocked_by"] or job["archive"] or job["message"][:40]
+    if job["status"] == "running":
+        detail = fmt.progress_bar(job["progress"], 12)
+    return (
+        job["id"],
+        job["type"],
+        job["profile"] or "-",
+        job["status"],
+        job["trigger"],
+        fmt.human_time(when, now),
+        detail,
+    )
+
+
+async def cmd_jobs(c: Client, a: argparse.Namespace) -> int:
+    flt: dict[str, Variant] = {}
+    for key, value in (
+        ("profile", a.profile),
+        ("repository", a.repo),
+        ("type", a.type),
+        ("status", a.status),
+    ):
+        if value:
+            flt[key] = _v("as", value)
+    if a.since:
+        flt["since"] = _v("t", parse_when(a.since, past=True))
+    flt["limit"] = _v("u", a.limit)
+    jobs = await c.call("ListJobs", "a{sv}", flt)
+    if a.json:
+        emit_json(jobs)
+        return EXIT_OK
+    now = _now()
+    print(
+        fmt.table(
+            ("ID", "TYPE", "PROFILE", "STATUS", "TRIGGER", "WHEN", "DETAIL"),
+            [job_row(j, now) for j in jobs],
+        )
+    )
+    return EXIT_OK
+
+
+async def cmd_show(c: Client, a: argparse.Namespace) -> int:
+    job = await c.call("GetJob", "t", a.id)
+    if a.json:
+        emit_json(job)
+    else:
+        print(describe_job(job))
+    return EXIT_OK
+
+
+async def cmd_logs(c: Client, a: argparse.Namespace) -> int:
+    lines = await c.call("GetJobLog", "tu", a.id, a.tail)
+    for line in lines:
+        print(line)
+    if not a.follow:
+        return EXIT_OK
+    seen = len(await c.call("GetJobLog", "tu", a.id, 0))
+    while True:
+        job = await c.call("GetJob", "t", a.id)
+        every = await c.call("GetJobLog", "tu", a.id, 0)
+        for line in every[seen:]:
+            print(line, flush=True)
+        seen = len(every)
+        if job["status"] in TERMINAL:
+            return EXIT_OK
+        await anyio.sleep(1)
+
+
+async def cmd_watch(c: Client, a: argparse.Namespace) -> int:
+    if a.id:
+        job = await wait_for(c, a.id, show_progress=True)
+        print(describe_job(job))
+        return EXIT_OK if job["status"] in ("succeeded", "warning") else EXIT_FAILED
+    while True:
+        jobs = await c.call("ListJobs", "a{sv}", {"status": _v("as", ["running", "queued"])})
+        if not jobs:
+            print("no active jobs")
+            return EXIT_OK
+        for job in jobs:
+            print(
+                f"#{job['id']} {job['type']} {job['profile']} {job['status']} "
+                f"{fmt.progress_bar(job['progress'])} {job['current_file'][-40:]}"
+            )
+        await anyio.sleep(1)
+
+
+async def cmd_cancel(c: Client, a: argparse.Namespace) -> int:
+    await c.call("CancelJob", "t", a.id)
+    print(f"job {a.id}: cancel requested")
+    return EXIT_OK
+
+
+async def cmd_requeue(c: Client, a: argparse.Namespace) -> int:
+    new_id = await c.call("RequeueJob", "t", a.id)
+    print(f"job {a.id} requeued as job {new_id}")
+    return EXIT_OK
+
+
+async def cmd_pause(c: Client, a: argparse.Namespace) -> int:
+    until = 0
+    if a.for_:
+        until = time.time_ns() // 1000 + parse_duration(a.for_)
+    elif a.until:
+        until = parse_when(a.until)
+    if a.schedule:
+        await c.call("PauseSchedule", "tt", a.schedule, until)
+    else:
+        await c.call("Pause", "t", until)
+    print("paused" + (f" until {fmt.human_time(until, _now())}" if until else " until resumed"))
+    return EXIT_OK
+
+
+async def cmd_resume(c: Client, a: argparse.Namespace) -> int:
+    if a.schedule:
+        await c.call("ResumeSchedule", "t", a.schedule)
+    else:
+        await c.call("Resume")
+    print("resumed")
+    return EXIT_OK
+
+
+async def cmd_upcoming(c: Client, a: argparse.Namespace) -> int:
+    start = time.time_ns() // 1000
+    runs = await c.call("Upcoming", "tt", start, start + a.days * 86400 * 1_000_000)
+    if a.json:
+        emit_json(runs)
+        return EXIT_OK
+    now = _now()
+    rows = [
+        (
+            datetime.fromtimestamp(r["scheduled_for"] / 1e6, tz=UTC)
+            .astimezone()
+            .strftime("%a %Y-%m-%d %H:%M:%S"),
+            fmt.human_time(r["scheduled_for"], now),
+            r["profile"],
+            r["action"],
+            r["schedule_id"],
+        )
+        for r in runs
+    ]
+    print(fmt.table(("WHEN", "", "PROFILE", "ACTION", "SCHEDULE"), rows))
+    return EXIT_OK
+
+
+def cmd_calendar(a: argparse.Namespace) -> int:
+    from borgd.cli.calendar_cmd import parse_base_time, render_calendar
+    from borgd.core.schedule import SpecError
+
+    try:
+        base = parse_base_time(a.base_time, a.tz) if a.base_time else None
+        print(
+            render_calendar(a.spec, iterations=a.iterations, base_time=base, tz=a.tz, now=_now())
+        )
+    except (SpecError, ValueError) as exc:
+        print(f"borgctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# -- argument parser ----------------------------------------------------------------
+
+
+def _bool_flag(p: argparse.ArgumentParser, name: str, help_on: str, help_off: str) -> None:
+    dest = name.replace("-", "_")
+    p.add_argument(f"--{name}", dest=dest, action="store_true", default=None, help=help_on)
+    p.add_argument(f"--no-{name}", dest=dest, action="store_false", help=help_off)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="borgctl", description="Watch and steer borgd, the BorgBackup scheduler."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("status", help="paused?, conditions, running jobs, next run")
+    p.add_argument("--json", action="store_true")
+
+    # repositories
+    repo = sub.add_parser("repo", help="repositories: add, list, show, edit, rm")
+    rsub = repo.add_subparsers(dest="action", required=True)
+    for action in ("add", "edit"):
+        rp = rsub.add_parser(action)
+        rp.add_argument("name")
+        if action == "add":
+            rp.add_argument("url", help="absolute path, ssh://host/path or host:path")
+            rp.add_argument("--init", action="store_true", help="run borg init now")
+        rp.add_argument("--encryption", help="none, repokey-blake2 (default), keyfile-blake2, …")
+        rp.add_argument("--passphrase-stdin", action="store_true", help="read it from stdin")
+        rp.add_argument("--passphrase-env", metavar="VAR", help="read it from $VAR")
+        rp.add_argument("--passcommand", help="a command that prints the passphrase")
+        rp.add_argument("--ssh-command", help="BORG_RSH, e.g. 'ssh -i ~/.ssh/backup'")
+        rp.add_argument("--lock-wait", type=int, metavar="SECONDS")
+    for action in ("list", "show"):
+        rp = rsub.add_parser(action)
+        if action == "show":
+            rp.add_argument("name")
+        rp.add_argument("--json", action="store_true")
+    rp = rsub.add_parser("rm")
+    rp.add_argument("name")
+
+    # profiles
+    prof = sub.add_parser("profile", help="backup profiles: add, list, show, edit, rm")
+    psub = prof.add_subparsers(dest="action", required=True)
+    for action in ("add", "edit"):
+        pp = psub.add_parser(action)
+        pp.add_argument("name")
+        if action == "add":
+            pp.add_argument("--repo", required=True)
+            pp.add_argument("sources", nargs="+", help="absolute paths to back up")
+        else:
+            pp.add_argument("--repo")
+            pp.add_argument("--sources", nargs="+")
+        pp.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
+        pp.add_argument("--compression")
+        pp.add_argument("--archive-template")
+        pp.add_argument("--keep-within")
+        for unit in ("hourly", "daily", "weekly", "monthly", "yearly"):
+            pp.add_argument(f"--keep-{unit}", type=int, metavar="N")
+        pp.add_argument("--check-every", type=int, metavar="N", help="check after N backups")
+        pp.add_argument("--pre-command")
+        pp.add_argument("--post-command")
+        pp.add_argument("--max-age", metavar="DURATION", help="overdue after this, e.g. 2d")
+        _bool_flag(pp, "prune-after", "prune after each backup", "do not prune")
+        _bool_flag(pp, "compact-after", "compact after each backup", "do not compact")
+        _bool_flag(pp, "enabled", "enable the profile", "disable the profile")
+        _bool_flag(pp, "inhibit-sleep", "keep the machine awake during backups", "allow sleep")
+        _bool_flag(pp, "one-file-system", "stay on one file system", "cross file systems")
+    for action in ("list", "show"):
+        pp = psub.add_parser(action)
+        if action == "show":
+            pp.add_argument("name")
+        pp.add_argument("--json", action="store_true")
+    pp = psub.add_parser("rm")
+    pp.add_argument("name")
+
+    # schedules
+    sched = sub.add_parser("schedule", help="schedules: add, list, show, edit, rm")
+    ssub = sched.add_subparsers(dest="action", required=True)
+    for action in ("add", "edit"):
+        sp = ssub.add_parser(action)
+        if action == "add":
+            sp.add_argument("profile")
+            sp.add_argument("spec", help="'daily', 'every 6h', 'Mon..Fri 09:00', '0 2 * * *'")
+            sp.add_argument(
+                "--type", default="backup", choices=("backup", "prune", "compact", "check")
+            )
+        else:
+            sp.add_argument("id", type=int)
+            sp.add_argument("--spec")
+        sp.add_argument("--tz", help="IANA time zone (default: the system's)")
+        sp.add_argument("--catch-up-window", metavar="DURATION")
+        sp.add_argument("--randomized-delay", metavar="DURATION")
+        _bool_flag(sp, "catch-up", "run a missed occurrence once", "skip missed occurrences")
+        _bool_flag(sp, "skip-on-battery", "wait for AC power", "run on battery too")
+        _bool_flag(sp, "skip-on-metered", "wait for an unmetered network", "run on metered too")
+        _bool_flag(sp, "enabled", "enable", "disable")
+    for action in ("list", "show"):
+        sp = ssub.add_parser(action)
+        if action == "show":
+            sp.add_argument("id", type=int)
+        sp.add_argument("--json", action="store_true")
+    sp = ssub.add_parser("rm")
+    sp.add_argument("id", type=int)
+
+    p = sub.add_parser("run", help="start a job now")
+    p.add_argument("profile")
+    p.add_argument(
+        "--type",
+        default="backup",
+        choices=("backup", "prune", "compact", "check", "restore", "init"),
+    )
+    p.add_argument("--wait", action="store_true", help="wait until it finishes")
+    p.add_argument("--archive", help="restore: archive name (default: newest)")
+    p.add_argument("--destination", help="restore: folder to restore into")
+    p.add_argument("--path", action="append", default=[], help="restore: only this path")
+    p.add_argument("--repository-only", action="store_true", help="check: repository only")
+    p.add_argument("--verify-data", action="store_true", help="check: verify data")
+    p.add_argument("--max-duration", metavar="DURATION", help="check: partial check budget")
+
+    p = sub.add_parser("jobs", help="list jobs, newest first")
+    p.add_argument("--profile", action="append")
+    p.add_argument("--repo", action="append")
+    p.add_argument("--type", action="append")
+    p.add_argument("--status", action="append")
+    p.add_argument("--since", help="ISO time or a duration ago, e.g. 2d")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("show", help="one job in detail")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("logs", help="a job's log")
+    p.add_argument("id", type=int)
+    p.add_argument("--tail", type=int, default=0, help="last N lines")
+    p.add_argument("-f", "--follow", action="store_true")
+
+    p = sub.add_parser("watch", help="live progress until done")
+    p.add_argument("id", type=int, nargs="?")
+
+    for name, help_text in (("cancel", "cancel a job"), ("requeue", "run a finished job again")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("id", type=int)
+
+    p = sub.add_parser("pause", help="pause scheduled runs")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--for", dest="for_", metavar="DURATION")
+    g.add_argument("--until", metavar="TIME")
+    p.add_argument("--schedule", type=int, metavar="ID", help="pause one schedule only")
+    p = sub.add_parser("resume", help="resume scheduled runs")
+    p.add_argument("--schedule", type=int, metavar="ID")
+
+    p = sub.add_parser("upcoming", help="planned runs")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("calendar", help="check a schedule spec (no daemon needed)")
+    p.add_argument("spec")
+    p.add_argument("--iterations", type=int, default=1)
+    p.add_argument("--base-time")
+    p.add_argument("--tz")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "status": cmd_status,
+    "repo": cmd_repo,
+    "profile": cmd_profile,
+    "schedule": cmd_schedule,
+    "run": cmd_run,
+    "jobs": cmd_jobs,
+    "show": cmd_show,
+    "logs": cmd_logs,
+    "watch": cmd_watch,
+    "cancel": cmd_cancel,
+    "requeue": cmd_requeue,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "upcoming": cmd_upcoming,
+}
+
+
+async def _dispatch(a: argparse.Namespace) -> int:
+    client = await Client.connect()
+    try:
+        return await COMMANDS[a.command](client, a)
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.command == "calendar":
+        return cmd_calendar(a)
+    try:
+        return anyio.run(_dispatch, a)
+    except UsageError as exc:
+        print(f"borgctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unreachable as exc:
+        print(f"borgctl: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except CallFailed as exc:
+        print(f"borgctl: {exc.text}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""`borgd`: wiring and lifecycle — paths, single instance, bus name, signals, shutdown.
+
+Start order: file lock on the state directory, store (migrated), bus,
+crash recovery, objects exported, bus name (DO_NOT_QUEUE), READY=1.
+Stop order (SIGTERM/SIGINT): STOPPING=1, stop taking work, interrupt
+running borg (a create writes a checkpoint), release the name, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import structlog
+from dbus_fast import BusType, NameFlag, RequestNameReply
+from dbus_fast.errors import DBusError
+
+from borgd import __version__, logs
+from borgd.clock import wall_us
+from borgd.dbus.bus import BorgdBus, in_signatures, signature_guard
+from borgd.dbus.jobs import JobObjects
+from borgd.dbus.manager import MANAGER_PATH, ManagerInterface
+from borgd.dbus.publisher import DbusPublisher
+from borgd.events import Events
+from borgd.execution.executor import BorgTool, Executor
+from borgd.execution.recovery import recover
+from borgd.scheduling.conditions import Conditions
+from borgd.scheduling.scheduler import Scheduler
+from borgd.scheduling.timer import make_timer
+from borgd.service import Service
+from borgd.store import Store
+from borgd.store.engine import StoreUnavailable
+from borgd.system.logind import SleepMonitor
+from borgd.system.power import NetworkMonitor, PowerMonitor
+from borgd.system.sdnotify import SystemdNotifier
+from borgd.system.secrets import SecretStore
+
+log = structlog.get_logger("borgd")
+BUS_NAME = "org.borgd1"
+
+
+@dataclass(frozen=True)
+class Paths:
+    state: Path
+    config: Path
+
+    @property
+    def store(self) -> Path:
+        return self.state / "borgd.sqlite3"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def lock(self) -> Path:
+        return self.state / "borgd.lock"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Paths:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("HOME") or Path.home())
+        state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
+        config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        return cls(state=state / "borgd", config=config / "borgd")
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def lock_state_dir(paths: Paths) -> IO[str]:
+    """Hold an exclusive lock on the state directory for the daemon's lifetime."""
+    paths.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(paths.lock, "a+")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise AlreadyRunning(
+            f"borgd: another borgd (pid {owner}) is using {paths.state}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def find_borg(explicit: str | None) -> BorgTool:
+    """`--borg`, else $BORGD_BORG, else `borg` on PATH; its version asked once."""
+    candidate = explicit or os.environ.get("BORGD_BORG") or "borg"
+    path = shutil.which(candidate) or candidate
+    try:
+        out = subprocess.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        ).stdout
+    except OSError as exc:
+        log.error("borg.missing", borg=candidate, error=str(exc))
+        return BorgTool(path=path, version=(0, 0, 0))
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    version = (
+        (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else (0, 0, 0)
+    )
+    return BorgTool(path=path, version=version)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="borgd", description="Schedule and run BorgBackup jobs; publish them over D-Bus."
+    )
+    parser.add_argument("--borg", help="the borg binary (default: $BORGD_BORG or borg on PATH)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
+    parser.add_argument("--max-parallel", type=int, default=2, help="lanes running at once")
+    parser.add_argument("--version", action="version", version=f"borgd {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_format, args.log_level)
+    paths = Paths.from_env()
+    try:
+        lock = lock_state_dir(paths)
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"borgd: cannot use the state directory {paths.state}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        store = Store.open(paths.store)
+    except StoreUnavailable as exc:
+        print(f"borgd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return anyio.run(Daemon(args, paths, store).run, backend="asyncio")
+    finally:
+        store.close()
+        lock.close()
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace, paths: Paths, store: Store) -> None:
+        self.args = args
+        self.paths = paths
+        self.store = store
+        self.notifier = SystemdNotifier()
+
+    async def run(self) -> int:
+        notifier = self.notifier
+        notifier.status("starting")
+        try:
+            bus = BorgdBus(bus_type=BusType.SESSION, negotiate_unix_fd=True)
+            await bus.connect()
+        except Exception as exc:
+            print(f"borgd: cannot connect to the session bus: {exc}", file=sys.stderr)
+            return 1
+        async with AsyncExitStack() as stack:
+            stack.callback(bus.disconnect)
+            return await self._serve(bus, stack)
+
+    async def _serve(self, bus: BorgdBus, stack: AsyncExitStack) -> int:
+        store, paths, notifier = self.store, self.paths, self.notifier
+        clock = wall_us
+        events = Events()
+        conditions = Conditions()
+        secrets = SecretStore(paths.config, bus)
+        borg = find_borg(self.args.borg)
+        log.info("borg.found", path=borg.path, version=".".join(map(str, borg.version)))
+
+        async def passphrase(repo: Any) -> bytes | None:
+            return await secrets.get(repo.name)
+
+        sleep_monitor: SleepMonitor | None = None
+
+        def block_sleep(why: str) -> Any:
+            assert sleep_monitor is not None
+            return sleep_monitor.block_sleep(why)
+
+        executor = Executor(
+            store=store,
+            events=events,
+            clock=clock,
+            borg=borg,
+            logs_dir=paths.logs,
+            passphrase=passphrase,
+            max_parallel=max(1, self.args.max_parallel),
+            block_sleep=block_sleep,
+        )
+        scheduler = Scheduler(
+            store=store,
+            events=events,
+            clock=clock,
+            timer=make_timer(),
+            conditions=conditions,
+            wake_executor=executor.wake,
+        )
+        service = Service(
+            store=store,
+            events=events,
+            clock=clock,
+            executor=executor,
+            logs_dir=paths.logs,
+            set_secret=secrets.set,
+            delete_secret=secrets.delete,
+        )
+        service.on_profiles_changed = scheduler.reconcile
+
+        notifier.status("recovering")
+        recovered = recover(store, events, clock)
+        if recovered:
+            log.info("recovery.requeued", jobs=[j["id"] for j in recovered])
+
+        manager = ManagerInterface(service, scheduler, conditions, lambda: len(executor.active))
+        bus.export(MANAGER_PATH, manager)
+        job_objects = JobObjects(bus, service.cancel_job)
+        job_objects.export_live(store.jobs.live())
+        bus.add_message_handler(signature_guard({manager.name: in_signatures(manager)}))
+        events.subscribe(DbusPublisher(manager, job_objects))
+
+        last_active = [0]
+
+        def active_changed(n: int) -> None:
+            if n != last_active[0]:
+                last_active[0] = n
+                events.manager_changed({"ActiveJobs": n})
+
+        executor.on_active_changed = active_changed
+
+        def conditions_changed() -> None:
+            changed: dict[str, Any] = {}
+            if power.on_battery != conditions.on_battery:
+                conditions.on_battery = power.on_battery
+                changed["OnBattery"] = conditions.on_battery
+            if network.metered != conditions.metered:
+                conditions.metered = network.metered
+                changed["Metered"] = conditions.metered
+            conditions.online = network.online
+            if changed:
+                events.manager_changed(changed)
+            scheduler.poke()
+
+        def sleep_state(state: str) -> None:
+            if state != conditions.sleep_monitor:
+                conditions.sleep_monitor = state
+                events.manager_changed({"SleepMonitor": state})
+
+        power = PowerMonitor(conditions_changed)
+        network = NetworkMonitor(conditions_changed)
+        sleep_monitor = SleepMonitor(
+            on_before_sleep=scheduler.before_sleep,
+            on_resume=scheduler.after_resume,
+            on_state=sleep_state,
+        )
+
+        try:
+            reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+        except DBusError as exc:
+            print(f"borgd: cannot own {BUS_NAME}: {exc}", file=sys.stderr)
+            return 1
+        if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+            print(f"borgd: another borgd owns {BUS_NAME} on this bus", file=sys.stderr)
+            return 1
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(executor.run)
+            tg.start_soon(scheduler.run)
+            tg.start_soon(notifier.feed_watchdog)
+            tg.start_soon(power.run)
+            tg.start_soon(network.run)
+            tg.start_soon(sleep_monitor.run)
+            log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
+            notifier.ready(f"serving {BUS_NAME}")
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("borgd.stopping", signal=signal.Signals(signum).name)
+                    break
+            notifier.stopping()
+            await executor.shutdown()
+            tg.cancel_scope.cancel()
+        with anyio.move_on_after(2):
+            try:
+                await bus.release_name(BUS_NAME)
+            except Exception:
+                log.warning("bus.release_failed")
+        log.info("borgd.stopped")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

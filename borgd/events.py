@@ -1,0 +1,51 @@
+"""Fan-out of state changes from the engine to adapters (D-Bus, notifications).
+
+The engine calls these synchronously right after a store write; listeners
+must not block (D-Bus emission is a non-blocking send).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Listener(Protocol):
+    def job_added(self, job: dict[str, Any]) -> None: ...
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None: ...
+    def job_removed(self, job_id: int) -> None: ...
+    def profile_changed(self, name: str, changed: dict[str, Any]) -> None: ...
+    def manager_changed(self, changed: dict[str, Any]) -> None: ...
+
+
+class Events:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _each(self, method: str, *args: Any) -> None:
+        for listener in self._listeners:
+            try:
+                getattr(listener, method)(*args)
+            except Exception:
+                log.exception("events.listener_failed", method=method)
+
+    def job_added(self, job: dict[str, Any]) -> None:
+        self._each("job_added", job)
+
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+        self._each("job_changed", job_id, changed, job)
+
+    def job_removed(self, job_id: int) -> None:
+        self._each("job_removed", job_id)
+
+    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
+        self._each("profile_changed", name, changed)
+
+    def manager_changed(self, changed: dict[str, Any]) -> None:
+        self._each("manager_changed", changed)

@@ -1,0 +1,88 @@
+"""Crash recovery at start: no job stays `running` after the daemon that ran it died.
+
+Each `running` row names a pid and that process's start time.  A borg of
+ours that outlived the daemon (it runs in its own session) is stopped; a
+pid now used by another process (same pid, other start time) is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import structlog
+
+from borgd.clock import Clock
+from borgd.core.jobs import JobStatus, JobType, Trigger
+from borgd.events import Events
+from borgd.execution.runner import process_matches
+from borgd.store import Store
+from borgd.store.jobs import JobRow, StaleState
+
+log = structlog.get_logger(__name__)
+
+REQUEUE_TRIGGERS = frozenset({Trigger.SCHEDULE.value, Trigger.CATCH_UP.value})
+
+
+def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
+    first = signal.SIGINT if job_type == JobType.BACKUP.value else signal.SIGTERM
+    for sig, grace in ((first, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if not process_matches(pid, start_time):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not process_matches(pid, start_time) or _is_zombie(pid):
+                return
+            time.sleep(0.05)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] == b"Z"
+
+
+def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
+    """Mark leftover running jobs interrupted; requeue scheduled backups once. Returns new jobs."""
+    requeued: list[JobRow] = []
+    for row in store.jobs.with_status(JobStatus.RUNNING):
+        if process_matches(row["pid"], row["pid_start_time"]):
+            log.warning("recovery.stopping_orphan", job_id=row["id"], pid=row["pid"])
+            _stop_orphan(row["pid"], row["pid_start_time"], row["type"])
+        try:
+            store.jobs.transition(
+                row["id"],
+                JobStatus.INTERRUPTED,
+                finished_at=clock(),
+                pid=0,
+                message="interrupted: borgd restarted while the job was running",
+            )
+        except StaleState:
+            continue
+        log.warning("recovery.interrupted", job_id=row["id"], type=row["type"])
+        if row["type"] == JobType.BACKUP.value and row["trigger"] in REQUEUE_TRIGGERS:
+            now = clock()
+            job = store.jobs.create(
+                type=row["type"],
+                status=JobStatus.QUEUED.value,
+                trigger=Trigger.RECOVERY.value,
+                profile=row["profile"],
+                repository=row["repository"],
+                repository_id=row["repository_id"],
+                schedule_id=row["schedule_id"],
+                requeued_from=row["id"],
+                created_at=now,
+                queued_at=now,
+                options=row["options"],
+            )
+            requeued.append(job)
+            events.job_added(job)
+    return requeued

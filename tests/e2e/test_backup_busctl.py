@@ -1,0 +1,160 @@
+"""The first slice end to end: borgd as a process, driven by busctl, on real borg."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BusctlError, borg_json, make_tree, wait_until
+
+
+def job(busctl, job_id: int) -> dict:
+    return busctl("GetJob", "t", job_id)
+
+
+def wait_status(busctl, job_id: int, timeout: float = 60) -> dict:
+    return wait_until(
+        lambda: (
+            (j := job(busctl, job_id))["status"]
+            in ("succeeded", "warning", "failed", "cancelled", "interrupted", "skipped")
+            and j
+        ),
+        timeout,
+        f"job {job_id} to finish",
+    )
+
+
+def init_repo(busctl, name: str, repo: Path) -> int:
+    busctl(
+        "AddRepository",
+        "ssa{sv}",
+        name,
+        str(repo),
+        2,
+        "init",
+        "b",
+        "true",
+        "encryption",
+        "s",
+        "none",
+    )
+    init_jobs = busctl("ListJobs", "a{sv}", 1, "type", "s", "init")
+    assert len(init_jobs) == 1
+    done = wait_status(busctl, init_jobs[0]["id"])
+    assert done["status"] == "succeeded", done
+    return init_jobs[0]["id"]
+
+
+def test_backup_through_busctl(start_borgd, busctl, session_env, tmp_path):
+    start_borgd()
+    source = make_tree(tmp_path / "data", 137)
+    repo = tmp_path / "repo"
+    init_repo(busctl, "main", repo)
+    busctl("AddProfile", "ssasa{sv}", "docs", "main", 1, str(source), 0)
+
+    job_id = busctl("StartJob", "ssa{sv}", "docs", "backup", 0)
+    done = wait_status(busctl, job_id)
+    assert done["status"] == "succeeded", done
+    assert done["exit_code"] == 0
+    assert done["trigger"] == "manual"
+    assert done["started_at"] >= done["queued_at"] >= done["created_at"] > 0
+    assert done["finished_at"] >= done["started_at"]
+
+    archives = borg_json("list", str(repo), env=session_env.vars)["archives"]
+    assert [a["name"] for a in archives] == [done["archive"]]
+    listed = busctl("ListJobs", "a{sv}", 0)
+    backup = next(j for j in listed if j["id"] == job_id)
+    assert backup["nfiles"] == 137
+    assert backup["original_size"] > 137 * 100
+    assert backup["progress"] == 1.0
+    # Newest first: the backup before the init job.
+    assert [j["type"] for j in listed] == ["backup", "init"]
+    log_lines = busctl("GetJobLog", "tu", job_id, 0)
+    assert any("archive" in line for line in log_lines)
+
+
+def test_second_instance_exits_1_and_first_keeps_serving(start_borgd, busctl):
+    first = start_borgd()
+    started = time.monotonic()
+    second = start_borgd(ready=False)
+    rc = second.proc.wait(5)
+    assert rc == 1
+    assert time.monotonic() - started < 5
+    out = second.log().strip().splitlines()
+    assert len(out) == 1 and "another borgd" in out[0], out
+    assert busctl("ListRepositories") == []
+    assert first.proc.poll() is None
+
+
+def test_bad_input_is_refused_and_changes_nothing(start_borgd, busctl, tmp_path):
+    start_borgd()
+    init_repo(busctl, "main", tmp_path / "repo")
+    before = (busctl("ListRepositories"), busctl("ListProfiles"), busctl("ListJobs", "a{sv}", 0))
+
+    with pytest.raises(BusctlError) as err:
+        busctl("StartJob", "ssa{sv}", "nosuch", "backup", 0)
+    assert err.value.name == "org.borgd1.Error.NotFound"
+    assert "nosuch" in err.value.text
+
+    with pytest.raises(BusctlError) as err:
+        busctl("AddProfile", "ssasa{sv}", "docs", "main", 1, "relative/path", 0)
+    assert err.value.name == "org.borgd1.Error.InvalidArgument"
+    assert "absolute" in err.value.text
+
+    with pytest.raises(BusctlError) as err:
+        busctl("AddRepository", "ssa{sv}", "", str(tmp_path / "r2"), 0)
+    assert err.value.name == "org.borgd1.Error.InvalidArgument"
+
+    with pytest.raises(BusctlError) as err:
+        busctl("AddProfile", "ssasa{sv}", "docs", "main", 1, "/tmp", 1, "colour", "s", "red")
+    assert err.value.name == "org.borgd1.Error.InvalidArgument"
+    assert "colour" in err.value.text and "compression" in err.value.text
+
+    with pytest.raises(BusctlError) as err:
+        busctl("AddRepository", "ssa{sv}", "main", str(tmp_path / "other"), 0)
+    assert err.value.name == "org.borgd1.Error.AlreadyExists"
+
+    with pytest.raises(BusctlError) as err:
+        busctl("CancelJob", "t", 999)
+    assert err.value.name == "org.borgd1.Error.NotFound"
+
+    after = (busctl("ListRepositories"), busctl("ListProfiles"), busctl("ListJobs", "a{sv}", 0))
+    assert after == before
+
+
+def test_sigterm_during_backup_interrupts_with_checkpoint(
+    start_borgd, busctl, session_env, tmp_path
+):
+    daemon = start_borgd()
+    source = tmp_path / "big"
+    source.mkdir()
+    # A sparse 60 GB file: instant to make, takes borg far longer than this test to read.
+    with open(source / "sparse.img", "wb") as f:
+        f.truncate(60 * 1024**3)
+    make_tree(source / "small", 20)
+    repo = tmp_path / "repo"
+    init_repo(busctl, "main", repo)
+    busctl("AddProfile", "ssasa{sv}", "big", "main", 1, str(source), 0)
+    job_id = busctl("StartJob", "ssa{sv}", "big", "backup", 0)
+    wait_until(lambda: job(busctl, job_id)["status"] == "running", 20, "the backup to run")
+    time.sleep(3)  # let borg write some chunks, so a checkpoint has content
+
+    daemon.notify.drain()
+    stopped = time.monotonic()
+    rc = daemon.stop(signal.SIGTERM, timeout=10)
+    assert rc == 0, daemon.log()
+    assert time.monotonic() - stopped < 10
+    assert daemon.notify.wait_for("STOPPING=1", 1)
+
+    names = [a["name"] for a in borg_json("list", str(repo), env=session_env.vars)["archives"]]
+    assert any(n.endswith(".checkpoint") for n in names), names
+
+    start_borgd()
+    after = job(busctl, job_id)
+    assert after["status"] == "interrupted"
+    assert "borgd stopped" in after["message"]
+    assert os.stat(session_env.state_dir / "borgd.sqlite3").st_mode & 0o777 == 0o600
