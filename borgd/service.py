@@ -191,17 +191,7 @@ class Service:
         if "archive_template" in values:
             template = values["archive_template"] or DEFAULT_TEMPLATE
             try:
-                borg_argv.render_archive_name(
-                    template,
-                    profile=name,
-                    hostname="host",
-                    fqdn="host",
-                    user="user",
-                    now=_epoch(),
-                    uuid4="0" * 32,
-                    taken=(),
-                )
-                borg_argv.archive_glob(template, name)
+                borg_argv.validate_archive_template(template)
             except ValueError as exc:
                 raise InvalidArgument(f"archive_template: {exc}") from exc
             values["archive_template"] = template
@@ -479,9 +469,3 @@ def public_repository(row: dict[str, Any]) -> dict[str, Any]:
         "has_passcommand": bool(row["passcommand"]),
         "remote": local_path(row["url"]) is None,
     }
-
-
-def _epoch() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime(2000, 1, 1, tzinfo=UTC)

@@ -14,9 +14,11 @@ import os
 import signal
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -303,11 +305,11 @@ class Executor:
             archive_name = borg_argv.render_archive_name(
                 profile.archive_template,
                 profile=profile.name,
-                hostname=socket.gethostname(),
-                fqdn=socket.gethostname(),
+                hostname=_host.short,
+                fqdn=_host.fqdn,
                 user=_user(),
                 now=datetime.now().astimezone(),
-                uuid4=os.urandom(16).hex(),
+                uuid4=str(uuid.uuid4()),
                 taken=self.store.jobs.archives_of_repository(row["repository_id"]),
             )
             self.store.jobs.update_fields(job_id, archive=archive_name)
@@ -529,6 +531,21 @@ def _progress_fields(tracker: ProgressTracker) -> dict[str, Any]:
         "rate": p.rate,
         "eta": p.eta,
     }
+
+
+class _HostNames:
+    """The names borg gives {hostname} and {fqdn}: computed once (getfqdn may ask DNS)."""
+
+    @cached_property
+    def short(self) -> str:
+        return os.environ.get("BORG_HOSTNAME") or socket.gethostname().split(".")[0]
+
+    @cached_property
+    def fqdn(self) -> str:
+        return socket.getfqdn()
+
+
+_host = _HostNames()
 
 
 def _user() -> str:
