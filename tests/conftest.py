@@ -308,3 +308,42 @@ def borg_json(*args: str, env: dict[str, str] | None = None) -> Any:
     )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
+
+
+@pytest.fixture
+def gdbus(session_env: Env) -> Callable[..., str]:
+    """Call a Manager method with `gdbus` (GVariant text arguments).
+
+    busctl prints only an error's message; gdbus also names it, so tests of
+    `org.borgd1.Error.*` use this real client.
+    """
+
+    def call(member: str, *args: str, path: str = "/org/borgd1") -> str:
+        res = subprocess.run(
+            [
+                "gdbus",
+                "call",
+                "--session",
+                "--dest",
+                "org.borgd1",
+                "--object-path",
+                path,
+                "--method",
+                f"org.borgd1.Manager.{member}",
+                *args,
+            ],
+            env=session_env.vars,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if res.returncode != 0:
+            err = res.stderr.strip()
+            marker = "GDBus.Error:"
+            if marker in err:
+                name, _, text = err.split(marker, 1)[1].partition(": ")
+                raise BusctlError(name, text)
+            raise BusctlError("unknown", err)
+        return res.stdout.strip()
+
+    return call

@@ -23,7 +23,7 @@ from borgd.cli.client import CallFailed, Client, Unreachable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 TERMINAL = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
-_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|min|s)")
+_DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
 

@@ -25,7 +25,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_STRING = 4096
 MAX_LIST = 1000
 U32 = 2**32 - 1
-U64 = 2**64 - 1
+U64 = 2**63 - 1  # SQLite integers are signed 64-bit: the store's limit
 ENCRYPTIONS = (
     "none",
     "authenticated",
@@ -277,5 +277,5 @@ def check_schedule_action(value: object) -> str:
 
 def check_id(what: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value > U64:
-        raise InvalidArgument(f"{what} must be a positive job id")
+        raise InvalidArgument(f"{what} must be between 1 and {U64}")
     return value
