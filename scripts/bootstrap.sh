@@ -40,10 +40,14 @@ py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-if [ "$want_test" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
-else
-  .venv/bin/python -m pip install -q -e ".[borg]"
+extra=borg
+[ "$want_test" = 1 ] && extra=test
+# pip's build chatter goes to a log; it is shown only when something fails.
+log=.venv/bootstrap.log
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e ".[$extra]"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "bootstrap: pip install failed (log above, also in $log)" >&2
+  exit 1
 fi
 .venv/bin/borg --version >/dev/null

@@ -22,7 +22,7 @@ name_owned() {
 }
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ] || ! busctl --user list >/dev/null 2>&1 || name_owned; then
   echo "demo: starting a private session bus (no usable session bus, or a borgd already runs on it)"
-  dbus-daemon --session --nofork --print-address=1 --address="unix:dir=$demo" >"$demo/bus.addr" &
+  dbus-daemon --session --nofork --print-address=1 --address="unix:dir=$demo" >"$demo/bus.addr" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 50); do [ -s "$demo/bus.addr" ] && break; sleep 0.1; done
   export DBUS_SESSION_BUS_ADDRESS=$(head -1 "$demo/bus.addr")
@@ -49,6 +49,8 @@ borgctl profile add docs --repo demo "$demo/data" --exclude '*.tmp' --keep-daily
 borgctl schedule add docs daily
 echo; echo "== borgctl run docs --wait"
 borgctl run docs --wait
+echo; echo "== borgctl watch   (the prune the backup chained)"
+borgctl watch
 echo; echo "== borgctl jobs"
 borgctl jobs
 echo; echo "== borgctl upcoming --days 2"

@@ -53,6 +53,8 @@ def human_size(n: int) -> str:
 
 
 def human_duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
