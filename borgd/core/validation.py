@@ -279,3 +279,18 @@ def check_id(what: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value > U64:
         raise InvalidArgument(f"{what} must be between 1 and {U64}")
     return value
+
+
+# The latest instant borgd computes with (datetime's range ends in year 9999).
+MAX_TIME_US = 253_370_764_800_000_000  # 9999-01-01T00:00:00Z
+
+
+def check_time(what: str, value: object, *, clamp: bool = False) -> int:
+    """A D-Bus timestamp (µs since the epoch): in range, or clamped for range queries."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"{what} must be a timestamp in microseconds")
+    if value > MAX_TIME_US:
+        if clamp:
+            return MAX_TIME_US
+        raise InvalidArgument(f"{what} is after the year 9999")
+    return value

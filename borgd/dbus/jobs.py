@@ -51,8 +51,8 @@ def _make_property(key: str, signature: str) -> Any:
     def getter(self: JobObject) -> Any:
         return to_variants({key: self._job.get(key)}, JOB_KEYS)[key].value
 
-    getter.__name__ = key
-    getter.__qualname__ = f"JobObject.{key}"
+    getter.__name__ = f"_prop_{key}"
+    getter.__qualname__ = f"JobObject._prop_{key}"
     getter.__annotations__ = {"return": signature}
     return dbus_property(access=PropertyAccess.READ, name=key)(getter)
 

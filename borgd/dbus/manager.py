@@ -20,6 +20,7 @@ from dbus_fast.service import (
 )
 
 from borgd import __version__
+from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import (
     JOB_KEYS,
@@ -154,12 +155,14 @@ class ManagerInterface(ServiceInterface):
     @dbus_method()
     @guarded
     def Upcoming(self, start: T, end: T) -> AASV:
+        start = check_time("'from'", start, clamp=True)
+        end = check_time("'to'", end, clamp=True)
         return [to_variants(u, UPCOMING_KEYS) for u in self._scheduler.upcoming(start, end)]
 
     @dbus_method()
     @guarded
     def Pause(self, until: T) -> NONE:
-        self._scheduler.pause(until)
+        self._scheduler.pause(check_time("'until'", until))
 
     @dbus_method()
     @guarded
@@ -169,7 +172,7 @@ class ManagerInterface(ServiceInterface):
     @dbus_method()
     @guarded
     def PauseSchedule(self, schedule_id: T, until: T) -> NONE:
-        self._scheduler.pause_schedule(schedule_id, until)
+        self._scheduler.pause_schedule(schedule_id, check_time("'until'", until))
 
     @dbus_method()
     @guarded

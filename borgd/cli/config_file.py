@@ -1,0 +1,404 @@
+"""Declarative configuration for `borgctl apply` / `borgctl export` (borgd.toml(5)).
+
+Pure: parse a TOML text into the desired state, diff it against what borgd
+reports, and render the current state as TOML.  Applying is idempotent: a
+second `apply` of the same file finds nothing to change.  Secrets are never
+exported; a file may name an environment variable holding a passphrase.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+US = 1_000_000
+_DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+
+# key -> D-Bus signature, per section; durations are written as "2h" in files.
+REPOSITORY_KEYS = {"encryption": "s", "ssh_command": "s", "lock_wait": "u", "passcommand": "s"}
+PROFILE_KEYS = {
+    "excludes": "as",
+    "compression": "s",
+    "archive_template": "s",
+    "keep_within": "s",
+    "keep_hourly": "u",
+    "keep_daily": "u",
+    "keep_weekly": "u",
+    "keep_monthly": "u",
+    "keep_yearly": "u",
+    "prune_after": "b",
+    "compact_after": "b",
+    "check_every": "u",
+    "pre_command": "s",
+    "post_command": "s",
+    "enabled": "b",
+    "max_age": "t",
+    "inhibit_sleep": "b",
+    "one_file_system": "b",
+}
+SCHEDULE_KEYS = {
+    "timezone": "s",
+    "catch_up": "b",
+    "catch_up_window": "t",
+    "randomized_delay": "t",
+    "skip_on_battery": "b",
+    "skip_on_metered": "b",
+    "enabled": "b",
+}
+DURATION_KEYS = frozenset({"max_age", "catch_up_window", "randomized_delay"})
+# What a new profile or schedule has when a key is absent, so that absent == default.
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "excludes": [],
+    "compression": "",
+    "archive_template": "{profile}-{now:%Y-%m-%dT%H:%M:%S}",
+    "keep_within": "",
+    "keep_hourly": 0,
+    "keep_daily": 0,
+    "keep_weekly": 0,
+    "keep_monthly": 0,
+    "keep_yearly": 0,
+    "prune_after": False,
+    "compact_after": False,
+    "check_every": 0,
+    "pre_command": "",
+    "post_command": "",
+    "enabled": True,
+    "max_age": 0,
+    "inhibit_sleep": True,
+    "one_file_system": False,
+}
+SCHEDULE_DEFAULTS: dict[str, Any] = {
+    "timezone": "",
+    "catch_up": True,
+    "catch_up_window": 0,
+    "randomized_delay": 0,
+    "skip_on_battery": False,
+    "skip_on_metered": False,
+    "enabled": True,
+}
+
+
+class ConfigError(ValueError):
+    """The file is not valid borgd.toml; the message says where."""
+
+
+def parse_duration(value: object, where: str) -> int:
+    """A duration in microseconds from '2h', '1h30m', '90s' or an integer of microseconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        compact = value.replace(" ", "")
+        parts = _DURATION.findall(compact)
+        if parts and "".join(n + u for n, u in parts) == compact:
+            return sum(int(n) * _UNITS[u] for n, u in parts) * US
+    raise ConfigError(f"{where}: not a duration: {value!r} (use e.g. 90s, 30m, 2h, 1d)")
+
+
+def format_duration(us: int) -> str | int:
+    if us % US:
+        return us
+    seconds = us // US
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One D-Bus call to make: member, signature, arguments, and a line for the user."""
+
+    member: str
+    signature: str
+    args: tuple[Any, ...]
+    summary: str
+    passphrase_env: str | None = None  # AddRepository: read this variable when applying
+
+
+@dataclass
+class Desired:
+    repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(sorted(allowed))}"
+        )
+
+
+def _typed(where: str, key: str, sig: str, value: Any) -> Any:
+    if key in DURATION_KEYS:
+        return parse_duration(value, f"{where}.{key}")
+    ok = {
+        "s": isinstance(value, str),
+        "b": isinstance(value, bool),
+        "u": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "t": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "as": isinstance(value, list) and all(isinstance(v, str) for v in value),
+    }[sig]
+    if not ok:
+        kind = {
+            "s": "a string",
+            "b": "true or false",
+            "u": "a whole number",
+            "t": "a whole number",
+            "as": "a list of strings",
+        }[sig]
+        raise ConfigError(f"{where}.{key} must be {kind}")
+    return value
+
+
+def parse(text: str) -> Desired:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    _check_keys("the file", data, {"repositories", "profiles", "schedules"})
+    desired = Desired()
+    for name, table in data.get("repositories", {}).items():
+        where = f"repositories.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        _check_keys(where, table, {"url", "init", "passphrase_env", *REPOSITORY_KEYS})
+        if not isinstance(table.get("url"), str):
+            raise ConfigError(f"{where}.url is required")
+        repo: dict[str, Any] = {"url": table["url"]}
+        for key, sig in REPOSITORY_KEYS.items():
+            if key in table:
+                repo[key] = _typed(where, key, sig, table[key])
+        for key, kind in (("init", bool), ("passphrase_env", str)):
+            if key in table:
+                if not isinstance(table[key], kind):
+                    raise ConfigError(f"{where}.{key} has the wrong type")
+                repo[key] = table[key]
+        desired.repositories[name] = repo
+    for name, table in data.get("profiles", {}).items():
+        where = f"profiles.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        _check_keys(where, table, {"repository", "sources", *PROFILE_KEYS})
+        if not isinstance(table.get("repository"), str):
+            raise ConfigError(f"{where}.repository is required")
+        profile: dict[str, Any] = {
+            "repository": table["repository"],
+            "sources": _typed(where, "sources", "as", table.get("sources")),
+        }
+        for key, sig in PROFILE_KEYS.items():
+            if key in table:
+                profile[key] = _typed(where, key, sig, table[key])
+        desired.profiles[name] = profile
+    for i, table in enumerate(data.get("schedules", [])):
+        where = f"schedules[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table ([[schedules]])")
+        _check_keys(where, table, {"profile", "action", "spec", *SCHEDULE_KEYS})
+        for key in ("profile", "spec"):
+            if not isinstance(table.get(key), str):
+                raise ConfigError(f"{where}.{key} is required")
+        sched: dict[str, Any] = {
+            "profile": table["profile"],
+            "action": table.get("action", "backup"),
+            "spec": table["spec"],
+        }
+        for key, sig in SCHEDULE_KEYS.items():
+            if key in table:
+                sched[key] = _typed(where, key, sig, table[key])
+        desired.schedules.append(sched)
+    return desired
+
+
+def _changed(
+    current: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    keys: Mapping[str, str],
+    defaults: Mapping[str, Any],
+) -> dict[str, tuple[str, Any]]:
+    out = {}
+    for key, sig in keys.items():
+        want = wanted.get(key, defaults.get(key))
+        if want is None:
+            continue
+        have = current.get(key, defaults.get(key))
+        if have != want:
+            out[key] = (sig, want)
+    return out
+
+
+def plan(
+    desired: Desired,
+    repos: list[dict[str, Any]],
+    profiles: list[dict[str, Any]],
+    schedules: list[dict[str, Any]],
+    *,
+    prune: bool = False,
+) -> list[Action]:
+    """The calls that make borgd's configuration equal to `desired`, in a safe order."""
+    actions: list[Action] = []
+    have_repos = {r["name"]: r for r in repos}
+    for name, want in desired.repositories.items():
+        opts = {k: (REPOSITORY_KEYS[k], v) for k, v in want.items() if k in REPOSITORY_KEYS}
+        if name not in have_repos:
+            if want.get("init"):
+                opts["init"] = ("b", True)
+            actions.append(
+                Action(
+                    "AddRepository",
+                    "ssa{sv}",
+                    (name, want["url"], opts),
+                    f"add repository {name}",
+                    want.get("passphrase_env"),
+                )
+            )
+            continue
+        have = have_repos[name]
+        if have["url"] != want["url"]:
+            raise ConfigError(
+                f"repositories.{name}: borgd has it at {have['url']}, the file says "
+                f"{want['url']}; a repository's URL cannot change (remove and add it)"
+            )
+        diff = {k: v for k, v in opts.items() if k != "passcommand" and have.get(k) != v[1]}
+        if "passcommand" in opts and not have.get("has_passcommand"):
+            diff["passcommand"] = opts["passcommand"]
+        if diff:
+            actions.append(
+                Action(
+                    "UpdateRepository",
+                    "sa{sv}",
+                    (name, diff),
+                    f"update repository {name}: {', '.join(sorted(diff))}",
+                )
+            )
+    have_profiles = {p["name"]: p for p in profiles}
+    for name, want in desired.profiles.items():
+        if name not in have_profiles:
+            opts = {k: (PROFILE_KEYS[k], v) for k, v in want.items() if k in PROFILE_KEYS}
+            actions.append(
+                Action(
+                    "AddProfile",
+                    "ssasa{sv}",
+                    (name, want["repository"], want["sources"], opts),
+                    f"add profile {name}",
+                )
+            )
+            continue
+        have = have_profiles[name]
+        diff = _changed(have, want, PROFILE_KEYS, PROFILE_DEFAULTS)
+        if have["repository"] != want["repository"]:
+            diff["repository"] = ("s", want["repository"])
+        if list(have["sources"]) != list(want["sources"]):
+            diff["sources"] = ("as", want["sources"])
+        if diff:
+            actions.append(
+                Action(
+                    "UpdateProfile",
+                    "sa{sv}",
+                    (name, diff),
+                    f"update profile {name}: {', '.join(sorted(diff))}",
+                )
+            )
+    have_sched = {(s["profile"], s["action"], s["spec"]): s for s in schedules}
+    wanted_keys = set()
+    for want in desired.schedules:
+        key = (want["profile"], want["action"], want["spec"])
+        wanted_keys.add(key)
+        label = f"schedule {want['action']} of {want['profile']} at '{want['spec']}'"
+        if key not in have_sched:
+            opts = {k: (SCHEDULE_KEYS[k], v) for k, v in want.items() if k in SCHEDULE_KEYS}
+            actions.append(Action("AddSchedule", "sssa{sv}", (*key, opts), f"add {label}"))
+            continue
+        diff = _changed(have_sched[key], want, SCHEDULE_KEYS, SCHEDULE_DEFAULTS)
+        if diff:
+            actions.append(
+                Action(
+                    "UpdateSchedule",
+                    "ta{sv}",
+                    (have_sched[key]["id"], diff),
+                    f"update {label}: {', '.join(sorted(diff))}",
+                )
+            )
+    if prune:
+        for key, sched in have_sched.items():
+            if key not in wanted_keys:
+                actions.append(
+                    Action(
+                        "RemoveSchedule",
+                        "t",
+                        (sched["id"],),
+                        f"remove schedule {sched['id']} ({key[1]} of {key[0]})",
+                    )
+                )
+        for name in have_profiles.keys() - desired.profiles.keys():
+            actions.append(Action("RemoveProfile", "s", (name,), f"remove profile {name}"))
+        for name in have_repos.keys() - desired.repositories.keys():
+            actions.append(Action("RemoveRepository", "s", (name,), f"remove repository {name}"))
+    return actions
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c >= " " or c == "\t" else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def render(
+    repos: list[dict[str, Any]], profiles: list[dict[str, Any]], schedules: list[dict[str, Any]]
+) -> str:
+    """The configuration as borgd.toml; only values that differ from the defaults."""
+    out = [
+        "# borgd configuration, written by `borgctl export`. Apply with `borgctl apply FILE`.",
+        '# Secrets are not exported: add passphrase_env = "VAR" or passcommand = "..."',
+        "# to a repository before applying this file on a new machine.",
+        "",
+    ]
+    for r in repos:
+        out.append(f"[repositories.{_toml_key(r['name'])}]")
+        out.append(f"url = {_toml_value(r['url'])}")
+        for key in ("encryption", "ssh_command", "lock_wait"):
+            if r.get(key):
+                out.append(f"{key} = {_toml_value(r[key])}")
+        if r.get("has_passphrase") or r.get("has_passcommand"):
+            out.append("# this repository has a passphrase or passcommand (not exported)")
+        out.append("")
+    for p in profiles:
+        out.append(f"[profiles.{_toml_key(p['name'])}]")
+        out.append(f"repository = {_toml_value(p['repository'])}")
+        out.append(f"sources = {_toml_value(list(p['sources']))}")
+        for key in PROFILE_KEYS:
+            value = p.get(key)
+            if value is None or value == PROFILE_DEFAULTS.get(key):
+                continue
+            shown = format_duration(value) if key in DURATION_KEYS else value
+            out.append(f"{key} = {_toml_value(shown)}")
+        out.append("")
+    for s in schedules:
+        out.append("[[schedules]]")
+        for key in ("profile", "action", "spec"):
+            out.append(f"{key} = {_toml_value(s[key])}")
+        for key in SCHEDULE_KEYS:
+            value = s.get(key)
+            if value is None or value == SCHEDULE_DEFAULTS.get(key):
+                continue
+            shown = format_duration(value) if key in DURATION_KEYS else value
+            out.append(f"{key} = {_toml_value(shown)}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
