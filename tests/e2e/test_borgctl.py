@@ -63,3 +63,59 @@ def test_errors_and_exit_codes(start_borgd, borgctl, session_env, tmp_path):
     assert res.returncode == 1
     assert borgctl("frobnicate").returncode == 2
     assert borgctl("pause", "--for", "soon").returncode == 2
+
+
+def test_calendar_needs_no_daemon_and_matches_systemd(borgctl):
+    import subprocess
+
+    args = [
+        "Mon..Fri *-*-* 09:00",
+        "--iterations",
+        "3",
+        "--base-time",
+        "2026-03-27T12:00:00+00:00",
+        "--tz",
+        "Europe/Berlin",
+    ]
+    res = borgctl("calendar", *args)
+    assert res.returncode == 0, res.stderr
+    assert "Normalized form: Mon..Fri *-*-* 09:00:00" in res.stdout
+    ours = [line.split(": ", 1)[1] for line in res.stdout.splitlines() if "(in UTC)" in line]
+    oracle = subprocess.run(
+        [
+            "systemd-analyze",
+            "calendar",
+            "--iterations",
+            "3",
+            "--base-time",
+            "@1774612800",
+            "Mon..Fri *-*-* 09:00",
+        ],
+        env={"TZ": "Europe/Berlin", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    theirs = [line.split(": ", 1)[1] for line in oracle.stdout.splitlines() if "(in UTC)" in line]
+    assert ours == theirs and len(ours) == 3
+    bad = borgctl("calendar", "Mon *-*-* 25:00")
+    assert bad.returncode == 2 and "25" in bad.stderr
+
+
+def test_completion_script_is_valid_bash(borgctl, tmp_path):
+    import subprocess
+
+    script = borgctl("completion", "bash").stdout
+    assert "complete -F _borgctl borgctl" in script
+    check = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert check.returncode == 0, check.stderr
+    probe = subprocess.run(
+        [
+            "bash",
+            "-c",
+            script
+            + '\nCOMP_WORDS=(borgctl sched); COMP_CWORD=1; _borgctl; echo "${COMPREPLY[*]}"',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.strip() == "schedule"

@@ -1,0 +1,71 @@
+"""The pure core imports nothing that does I/O; adapters depend inward, never the reverse."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+CORE = ROOT / "borgd" / "core"
+FORBIDDEN = {
+    "anyio",
+    "asyncio",
+    "sqlalchemy",
+    "sqlite3",
+    "dbus_fast",
+    "subprocess",
+    "socket",
+    "structlog",
+    "sdnotify",
+    "shutil",
+    "tempfile",
+    "threading",
+    "time",
+    "borgd.store",
+    "borgd.execution",
+    "borgd.scheduling",
+    "borgd.system",
+    "borgd.dbus",
+    "borgd.cli",
+    "borgd.daemon",
+    "borgd.service",
+}
+# The one documented exception: the system's time zone is read from $TZ and /etc/localtime.
+MAY_USE_OS = {CORE / "schedule" / "zones.py"}
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_imports_no_io():
+    offenders = {}
+    for path in CORE.rglob("*.py"):
+        bad = {
+            n
+            for n in imported(path)
+            if n.split(".")[0] in FORBIDDEN
+            or n in FORBIDDEN
+            or any(n.startswith(f + ".") for f in FORBIDDEN)
+        }
+        if "os" in imported(path) and path not in MAY_USE_OS:
+            bad.add("os")
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_store_and_core_never_import_dbus_or_the_daemon():
+    for package in ("store", "core"):
+        for path in (ROOT / "borgd" / package).rglob("*.py"):
+            names = imported(path)
+            assert not any(
+                n.startswith(("borgd.dbus", "borgd.daemon", "dbus_fast")) for n in names
+            ), path
