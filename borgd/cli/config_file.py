@@ -14,41 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from borgd.core.validation import PROFILE_OPTIONS, REPOSITORY_OPTIONS, SCHEDULE_OPTIONS
+
 US = 1_000_000
 _DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
-# key -> D-Bus signature, per section; durations are written as "2h" in files.
-REPOSITORY_KEYS = {"encryption": "s", "ssh_command": "s", "lock_wait": "u", "passcommand": "s"}
-PROFILE_KEYS = {
-    "excludes": "as",
-    "compression": "s",
-    "archive_template": "s",
-    "keep_within": "s",
-    "keep_hourly": "u",
-    "keep_daily": "u",
-    "keep_weekly": "u",
-    "keep_monthly": "u",
-    "keep_yearly": "u",
-    "prune_after": "b",
-    "compact_after": "b",
-    "check_every": "u",
-    "pre_command": "s",
-    "post_command": "s",
-    "enabled": "b",
-    "max_age": "t",
-    "inhibit_sleep": "b",
-    "one_file_system": "b",
+# key -> D-Bus signature per section, from the daemon's own validation tables;
+# durations are written as "2h" in files.
+REPOSITORY_KEYS = {
+    k: kind.label
+    for k, kind in REPOSITORY_OPTIONS.items()
+    if k not in ("passphrase", "init")  # secrets never in a file; init is an action
 }
-SCHEDULE_KEYS = {
-    "timezone": "s",
-    "catch_up": "b",
-    "catch_up_window": "t",
-    "randomized_delay": "t",
-    "skip_on_battery": "b",
-    "skip_on_metered": "b",
-    "enabled": "b",
-}
+PROFILE_KEYS = {k: kind.label for k, kind in PROFILE_OPTIONS.items()}
+SCHEDULE_KEYS = {k: kind.label for k, kind in SCHEDULE_OPTIONS.items()}
 DURATION_KEYS = frozenset({"max_age", "catch_up_window", "randomized_delay"})
 # What a new profile or schedule has when a key is absent, so that absent == default.
 PROFILE_DEFAULTS: dict[str, Any] = {
