@@ -35,14 +35,10 @@ from borgd.dbus.publisher import DbusPublisher
 from borgd.events import Events
 from borgd.execution.executor import BorgTool, Executor
 from borgd.execution.recovery import recover
-from borgd.scheduling.conditions import Conditions
-from borgd.scheduling.scheduler import Scheduler
-from borgd.scheduling.timer import make_timer
+from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.service import Service
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable
-from borgd.system.logind import SleepMonitor
-from borgd.system.power import NetworkMonitor, PowerMonitor
 from borgd.system.sdnotify import SystemdNotifier
 from borgd.system.secrets import SecretStore
 
@@ -123,6 +119,23 @@ def find_borg(explicit: str | None) -> BorgTool:
     return BorgTool(path=path, version=version)
 
 
+def _notify_kinds(text: str) -> frozenset[str]:
+    try:
+        return parse_notify_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < 10**9:
+        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="borgd", description="Schedule and run BorgBackup jobs; publish them over D-Bus."
@@ -131,6 +144,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     parser.add_argument("--max-parallel", type=int, default=2, help="lanes running at once")
+    parser.add_argument(
+        "--notify",
+        type=_notify_kinds,
+        default="all",
+        metavar="KINDS",
+        help="desktop notifications to send: a comma-separated list of failure, overdue, "
+        "blocked; or all (the default) or none",
+    )
+    parser.add_argument(
+        "--notify-blocked-after",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="notify when a due backup has been held back this long (default 3600)",
+    )
+    parser.add_argument(
+        "--network-settle",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="after a resume, remote repositories wait until the network has been up "
+        "this long (default 10)",
+    )
     parser.add_argument("--version", action="version", version=f"borgd {__version__}")
     return parser.parse_args(argv)
 
@@ -180,22 +216,16 @@ class Daemon:
             return await self._serve(bus, stack)
 
     async def _serve(self, bus: BorgdBus, stack: AsyncExitStack) -> int:
-        store, paths, notifier = self.store, self.paths, self.notifier
+        store, paths, notifier, args = self.store, self.paths, self.notifier, self.args
         clock = wall_us
         events = Events()
-        conditions = Conditions()
         secrets = SecretStore(paths.config, bus)
-        borg = find_borg(self.args.borg)
+        borg = find_borg(args.borg)
         log.info("borg.found", path=borg.path, version=".".join(map(str, borg.version)))
 
+        # -- execution --
         async def passphrase(repo: Any) -> bytes | None:
             return await secrets.get(repo.name)
-
-        sleep_monitor: SleepMonitor | None = None
-
-        def block_sleep(why: str) -> Any:
-            assert sleep_monitor is not None
-            return sleep_monitor.block_sleep(why)
 
         executor = Executor(
             store=store,
@@ -204,17 +234,26 @@ class Daemon:
             borg=borg,
             logs_dir=paths.logs,
             passphrase=passphrase,
-            max_parallel=max(1, self.args.max_parallel),
-            block_sleep=block_sleep,
+            max_parallel=max(1, args.max_parallel),
+            block_sleep=lambda why: scheduling.block_sleep(why),
         )
-        scheduler = Scheduler(
+
+        # -- scheduling (scheduler, condition watchers, sleep, overdue, notifications) --
+        scheduling = Scheduling(
             store=store,
             events=events,
             clock=clock,
-            timer=make_timer(),
-            conditions=conditions,
+            bus=bus,
+            secrets=secrets,
             wake_executor=executor.wake,
+            settings=SchedulingSettings(
+                notify=args.notify,
+                blocked_after_us=int(args.notify_blocked_after * 1_000_000),
+                network_settle_s=args.network_settle,
+            ),
         )
+
+        # -- the use cases behind the D-Bus API --
         service = Service(
             store=store,
             events=events,
@@ -224,14 +263,17 @@ class Daemon:
             set_secret=secrets.set,
             delete_secret=secrets.delete,
         )
-        service.on_profiles_changed = scheduler.reconcile
+        service.on_profiles_changed = scheduling.profiles_changed
 
         notifier.status("recovering")
         recovered = recover(store, events, clock)
         if recovered:
             log.info("recovery.requeued", jobs=[j["id"] for j in recovered])
 
-        manager = ManagerInterface(service, scheduler, conditions, lambda: len(executor.active))
+        # -- D-Bus --
+        manager = ManagerInterface(
+            service, scheduling.scheduler, scheduling.conditions, lambda: len(executor.active)
+        )
         bus.export(MANAGER_PATH, manager)
         job_objects = JobObjects(bus, service.cancel_job)
         job_objects.export_live(store.jobs.live())
@@ -247,32 +289,6 @@ class Daemon:
 
         executor.on_active_changed = active_changed
 
-        def conditions_changed() -> None:
-            changed: dict[str, Any] = {}
-            if power.on_battery != conditions.on_battery:
-                conditions.on_battery = power.on_battery
-                changed["OnBattery"] = conditions.on_battery
-            if network.metered != conditions.metered:
-                conditions.metered = network.metered
-                changed["Metered"] = conditions.metered
-            conditions.online = network.online
-            if changed:
-                events.manager_changed(changed)
-            scheduler.poke()
-
-        def sleep_state(state: str) -> None:
-            if state != conditions.sleep_monitor:
-                conditions.sleep_monitor = state
-                events.manager_changed({"SleepMonitor": state})
-
-        power = PowerMonitor(conditions_changed)
-        network = NetworkMonitor(conditions_changed)
-        sleep_monitor = SleepMonitor(
-            on_before_sleep=scheduler.before_sleep,
-            on_resume=scheduler.after_resume,
-            on_state=sleep_state,
-        )
-
         try:
             reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
         except DBusError as exc:
@@ -284,11 +300,8 @@ class Daemon:
 
         async with anyio.create_task_group() as tg:
             await tg.start(executor.run)
-            tg.start_soon(scheduler.run)
+            await tg.start(scheduling.run)
             tg.start_soon(notifier.feed_watchdog)
-            tg.start_soon(power.run)
-            tg.start_soon(network.run)
-            tg.start_soon(sleep_monitor.run)
             log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
             notifier.ready(f"serving {BUS_NAME}")
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -1,16 +1,25 @@
-"""What may hold a due job back: battery, metered or missing network, a missing disk.
+"""What may hold a due job back: battery, metered or missing network, a missing disk,
+a locked keyring.
 
-The watchers (UPower, NetworkManager, logind) write into `Conditions`; the
-scheduler asks `blocker()` for one job.  Pure except for the path check.
+The watchers (UPower, NetworkManager, logind, the mount table, the Secret
+Service) write into `Conditions`; the scheduler asks `blocker()` for one job.
+`blocker()` is pure except for the path check.  `NetworkSettle` keeps remote
+repositories waiting after a resume until the network is back.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import anyio
+import structlog
 
 from borgd.core.config import local_path
 from borgd.core.jobs import SkipReason
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -46,3 +55,77 @@ def blocker(
     if repository in cond.locked_secrets:
         return SkipReason.SECRET_UNAVAILABLE
     return None
+
+
+class NetworkSettle:
+    """After a resume, remote repositories wait for the network instead of failing.
+
+    :meth:`suspending` (before sleep) and :meth:`resumed` clear
+    ``conditions.network_settled``; :meth:`run` sets it again once the network
+    is online (NetworkManager's view, ``conditions.online``) and has stayed so
+    for ``settle_s`` seconds (Wi-Fi association, DHCP and VPNs take a moment
+    after NetworkManager first reports a connection).  A network change or
+    another resume during that time starts the wait again.  Between
+    :meth:`suspending` and :meth:`resumed` nothing settles (the network is
+    about to go away); if no resume follows within ``SLEEP_GRACE_S`` of
+    monotonic time (which stops while the machine sleeps), the sleep did not
+    happen and the settle time runs as usual.  ``on_change`` is called when
+    the flag turns true, so the scheduler looks at held-back jobs.
+    """
+
+    SLEEP_GRACE_S = 60.0
+
+    def __init__(
+        self, conditions: Conditions, on_change: Callable[[], None], settle_s: float = 10.0
+    ) -> None:
+        self.conditions = conditions
+        self.on_change = on_change
+        self.settle_s = settle_s
+        self._generation = 0
+        self._event: anyio.Event | None = None
+        self._sleeping = False
+
+    def _kick(self) -> None:
+        self._generation += 1
+        if self._event is not None:
+            self._event.set()
+
+    def suspending(self) -> None:
+        self.conditions.network_settled = False
+        self._sleeping = True
+        self._kick()
+
+    def resumed(self) -> None:
+        self.conditions.network_settled = False
+        self._sleeping = False
+        log.info("network.settling", settle_s=self.settle_s)
+        self._kick()
+
+    def network_changed(self) -> None:
+        self._kick()
+
+    async def _kicked(self, since: int, timeout: float | None) -> bool:
+        """Wait for a kick after ``since``; False when ``timeout`` passed first."""
+        if self._generation != since:
+            return True
+        self._event = event = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await event.wait()
+            return True
+        return False
+
+    async def run(self) -> None:
+        while True:
+            since = self._generation
+            if self._sleeping:
+                if not await self._kicked(since, self.SLEEP_GRACE_S):
+                    self._sleeping = False  # no sleep came of it
+                continue
+            if self.conditions.network_settled or not self.conditions.online:
+                await self._kicked(since, None)
+                continue
+            if await self._kicked(since, self.settle_s):
+                continue  # offline again, or another resume: start over
+            self.conditions.network_settled = True
+            log.info("network.settled")
+            self.on_change()

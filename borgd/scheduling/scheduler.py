@@ -2,26 +2,49 @@
 
 The next occurrence of every enabled schedule is a `scheduled` job row (an
 intent).  One loop sleeps on a wall-clock timer until the earliest thing
-that can change: a due intent, a blocked intent being overtaken, a pause
-expiring.  Changes to schedules, conditions, the clock or a resume poke the
-loop.  Settling an intent and writing the next one is one transaction.
+that can change: a due intent, a held-back intent being overtaken by its
+next occurrence, a pause expiring.  Changes to schedules, conditions, the
+clock, the time zone or a resume wake the loop.  Settling an intent and
+writing the next one is one transaction.
+
+How one due intent is handled (`_fire`), in this order:
+
+1. paused (globally or the schedule) at the occurrence's time, or now →
+   `skipped/paused` for every occurrence inside the pause;
+2. profile disabled → `skipped/profile-disabled`;
+3. held back before and overtaken by a newer occurrence while a condition
+   still holds → `skipped/<condition>`, the newest occurrence takes over;
+4. first handled late (a later occurrence passed, or more than
+   ``LATE_AFTER_US`` — or the catch-up window if shorter — after its due
+   time): without catch-up or beyond the window → `skipped/missed-window`;
+   else the intent becomes one catch-up run for all missed occurrences,
+   with one `skipped/coalesced` row saying how many and over which span;
+5. a condition holds → stays `scheduled` with `blocked_by`;
+6. the previous run of the schedule is still queued or running →
+   `skipped/already-active`;
+7. otherwise → `queued` (trigger `schedule` or `catch-up`).
+
+Lateness is judged once, when the occurrence is first handled: a job that
+waited on a condition and then starts is on time, not a catch-up.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import structlog
+from sqlalchemy import func, select
 
 from borgd import errors
 from borgd.clock import Clock, from_datetime, to_datetime
 from borgd.core.jobs import JobStatus, SkipReason, Trigger
-from borgd.core.schedule import Spec, SpecError, parse_spec, upcoming
+from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone, upcoming
+from borgd.core.schedule.zones import zone_name
 from borgd.core.validation import (
     SCHEDULE_OPTIONS,
     SCHEDULE_UPDATE_OPTIONS,
@@ -36,20 +59,36 @@ from borgd.core.validation import (
 from borgd.events import Events
 from borgd.scheduling.conditions import Conditions, blocker
 from borgd.scheduling.timer import Timer
+from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
 from borgd.store.catalog import SCHEDULES, NotFound
-from borgd.store.jobs import IntentStore, JobRow, StaleState
+from borgd.store.jobs import JOBS, IntentStore, JobRow, StaleState
 
 log = structlog.get_logger(__name__)
 
-# An occurrence handled later than this (daemon down, asleep) counts as missed.
+# An occurrence first handled later than this (daemon down, asleep, clock set
+# forward) counts as missed: it is caught up (or skipped), not run as scheduled.
 LATE_AFTER_US = 60 * 1_000_000
-MAX_COUNTED_MISSES = 100_000
 UPCOMING_LIMIT = 10_000
+# Settling an intent may write a next one that is due at once (a pause ended
+# while the daemon was down, an overtaken intent): handle it in the same step.
+MAX_PASSES = 50
+# Something due that could not be handled (a lost race): look again this soon.
+RETRY_US = 1_000_000
+# A refresh of conditions that need I/O (the keyring) before due intents fire.
+REFRESH_TIMEOUT_S = 5.0
+# Changes of the clock smaller than this are not worth re-planning for.
+JUMP_TOLERANCE_US = 1_000_000
+
+TIMING_OPTIONS = frozenset({"spec", "timezone", "action", "enabled", "randomized_delay"})
 
 
 def _fmt(us: int) -> str:
     return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _system_zone() -> str | None:
+    return None  # the core reads $TZ or /etc/localtime afresh at each parse
 
 
 class Scheduler:
@@ -63,6 +102,8 @@ class Scheduler:
         conditions: Conditions,
         wake_executor: Callable[[], None],
         rng: random.Random | None = None,
+        system_zone: Callable[[], str | None] = _system_zone,
+        refresh_conditions: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -71,13 +112,23 @@ class Scheduler:
         self.conditions = conditions
         self.wake_executor = wake_executor
         self.rng = rng or random.Random()
+        self.system_zone = system_zone
+        self.refresh_conditions = refresh_conditions
         self.intents = IntentStore(store.engine, SCHEDULES)
+        self.waker = Waker(timer)
         self._specs: dict[int, tuple[str, str | None, Spec]] = {}
-        self._poke = anyio.Event()
+        self._zone_fp: tuple[Any, ...] | None = None
+        self._last_now = 0
+        self._acted = False
         self.next_run = 0
+        self.deadline: int | None = None
         self.paused = store.catalog.setting("paused") == "1"
         self.paused_until = int(store.catalog.setting("paused_until", "0") or 0)
+        # Loop iterations; those ended by the timer; and those of them that found
+        # nothing to do (a far-future schedule must not cause any).
         self.wakeups = 0
+        self.timer_wakeups = 0
+        self.idle_wakeups = 0
 
     # -- specs ----------------------------------------------------------------
 
@@ -86,7 +137,7 @@ class Scheduler:
         cached = self._specs.get(sched["id"])
         if cached is not None and cached[:2] == key:
             return cached[2]
-        spec = parse_spec(sched["spec"], default_tz=sched["timezone"])
+        spec = parse_spec(sched["spec"], default_tz=sched["timezone"] or self.system_zone())
         self._specs[sched["id"]] = (*key, spec)
         return spec
 
@@ -116,16 +167,18 @@ class Scheduler:
             prow = self.store.catalog.profile(profile)
         except NotFound as exc:
             raise errors.NotFound(f"no profile named {profile!r}") from exc
+        now = self.clock()
         values = {
             "profile_id": prow["id"],
             "action": action,
             "spec": spec,
             "timezone": opts.pop("timezone", None) or None,
-            "created_at": self.clock(),
+            "created_at": now,
             **opts,
         }
         schedule_id = self.store.catalog.add_schedule(values)
-        self.reconcile()
+        log.info("schedule.added", schedule_id=schedule_id, profile=profile, spec=spec)
+        self.reconcile(fresh=[schedule_id])
         return schedule_id
 
     def _schedule(self, schedule_id: int) -> dict[str, Any]:
@@ -146,16 +199,19 @@ class Scheduler:
         if "timezone" in opts:
             opts["timezone"] = tz
         self.store.catalog.update_schedule(schedule_id, opts)
-        timing = {"spec", "timezone", "action", "enabled", "randomized_delay"}
-        if timing & set(opts):
+        fresh: list[int] = []
+        if TIMING_OPTIONS & set(opts):
             self._drop_intent(schedule_id, "the schedule was changed", SkipReason.SCHEDULE_REMOVED)
-        self.reconcile()
+            fresh.append(schedule_id)
+        log.info("schedule.updated", schedule_id=schedule_id, changed=sorted(opts))
+        self.reconcile(fresh=fresh)
 
     def remove_schedule(self, schedule_id: int) -> None:
         self._schedule(schedule_id)
         self._drop_intent(schedule_id, "the schedule was removed", SkipReason.SCHEDULE_REMOVED)
         self.store.catalog.remove_schedule(schedule_id)
         self._specs.pop(schedule_id, None)
+        log.info("schedule.removed", schedule_id=schedule_id)
         self.reconcile()
 
     def list_schedules(self) -> list[dict[str, Any]]:
@@ -212,6 +268,10 @@ class Scheduler:
         self.poke()
 
     def resume(self) -> None:
+        if self._resume():
+            self.poke()
+
+    def _resume(self) -> bool:
         self.store.catalog.set_setting("paused", "0")
         self.store.catalog.set_setting("paused_until", "0")
         was = self.paused
@@ -219,77 +279,118 @@ class Scheduler:
         if was:
             self.events.manager_changed({"Paused": False, "PausedUntil": 0})
             log.info("scheduler.resumed")
-        self.poke()
+        return was
 
     def pause_schedule(self, schedule_id: int, until: int) -> None:
         self._schedule(schedule_id)
         if until and until <= self.clock():
             raise InvalidArgument("'until' is in the past; use 0 to pause until resumed")
         self.store.catalog.update_schedule(schedule_id, {"paused": True, "paused_until": until})
+        log.info("schedule.paused", schedule_id=schedule_id, until=until)
         self.poke()
 
     def resume_schedule(self, schedule_id: int) -> None:
         self._schedule(schedule_id)
         self.store.catalog.update_schedule(schedule_id, {"paused": False, "paused_until": 0})
+        log.info("schedule.resumed", schedule_id=schedule_id)
         self.poke()
 
     # -- the loop -------------------------------------------------------------
 
     def poke(self) -> None:
-        self._poke.set()
+        """Something changed (a schedule, a condition, the zone, a resume): look again."""
+        self.waker.poke()
 
     async def run(self) -> None:
+        reason: Woke | None = None
         while True:
-            self._poke = anyio.Event()
-            deadline = self.step()
-            await self._wait(deadline)
+            since = self.waker.generation
+            await self._refresh_if_due()
+            deadline = self.step(reason)
+            if reason is not None and reason is not Woke.POKE:
+                self.timer_wakeups += 1
+                if not self._acted:
+                    self.idle_wakeups += 1
+            log.debug(
+                "scheduler.woke",
+                reason=reason.value if reason else "start",
+                acted=self._acted,
+                deadline=deadline or 0,
+                idle_wakeups=self.idle_wakeups,
+            )
+            reason = await self.waker.wait(deadline, since=since)
             self.wakeups += 1
 
-    async def _wait(self, deadline: int | None) -> None:
-        async with anyio.create_task_group() as tg:
+    async def _refresh_if_due(self) -> None:
+        """Let conditions that need I/O (a locked keyring) catch up before intents fire."""
+        if self.refresh_conditions is None:
+            return
+        now = self.clock()
+        intents = self.store.jobs.with_status(JobStatus.SCHEDULED)
+        if not any(j["scheduled_for"] <= now for j in intents):
+            return
+        with anyio.move_on_after(REFRESH_TIMEOUT_S):
+            try:
+                await self.refresh_conditions()
+            except Exception:
+                log.exception("scheduler.refresh_failed")
 
-            async def on_timer() -> None:
-                assert deadline is not None
-                await self.timer.sleep_until(deadline / 1_000_000)
-                tg.cancel_scope.cancel()
-
-            async def on_poke() -> None:
-                await self._poke.wait()
-                tg.cancel_scope.cancel()
-
-            if deadline is not None:
-                tg.start_soon(on_timer)
-            tg.start_soon(on_poke)
-
-    def step(self) -> int | None:
+    def step(self, reason: Woke | None = None) -> int | None:
         """Handle everything due now; return the next wall-clock deadline (µs) or None."""
         now = self.clock()
-        self._expire_pauses(now)
+        self._acted = False
+        self._check_zone(now)
+        if self._last_now and (
+            reason is Woke.CLOCK_CHANGED or now < self._last_now - JUMP_TOLERANCE_US
+        ):
+            self._clock_changed(now)
+        self._last_now = now
         self._reconcile(now)
-        intents = sorted(
-            self.store.jobs.with_status(JobStatus.SCHEDULED),
-            key=lambda j: (j["scheduled_for"], j["id"]),
-        )
-        for intent in intents:
-            if intent["scheduled_for"] <= now:
+        self._fire_due(now)
+        self._expire_pauses(now)
+        self.deadline = self._next_deadline(now)
+        return self.deadline
+
+    def _fire_due(self, now: int) -> None:
+        handled: set[int] = set()
+        for _ in range(MAX_PASSES):
+            due = sorted(
+                (
+                    j
+                    for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
+                    if j["scheduled_for"] <= now and j["id"] not in handled
+                ),
+                key=lambda j: (j["scheduled_for"], j["id"]),
+            )
+            if not due:
+                return
+            for intent in due:
+                handled.add(intent["id"])
                 try:
                     self._fire(intent, now)
                 except StaleState:
                     log.info("scheduler.intent_moved", job_id=intent["id"])
-        return self._next_deadline(self.clock())
+        log.warning("scheduler.too_many_passes", passes=MAX_PASSES)
 
     def _next_deadline(self, now: int) -> int | None:
         candidates: list[int] = []
         next_run = 0
+        stuck = False
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             if intent["blocked_by"]:
-                overtake = self._overtake_time(intent)
-                if overtake:
-                    candidates.append(overtake)
+                # A held-back intent needs the timer only when its next occurrence
+                # would overtake it; a condition clearing pokes the loop.
+                when = self._overtake_time(intent)
             else:
-                candidates.append(intent["scheduled_for"])
-                if not next_run or intent["scheduled_for"] < next_run:
-                    next_run = intent["scheduled_for"]
+                when = intent["scheduled_for"]
+                if not next_run or when < next_run:
+                    next_run = when
+            if when is None:
+                continue
+            if when <= now:
+                stuck = True
+            else:
+                candidates.append(when)
         if self.paused and self.paused_until:
             candidates.append(self.paused_until)
         for s in self.store.catalog.schedules(paused=True):
@@ -299,25 +400,121 @@ class Scheduler:
             self.next_run = next_run
             self.events.manager_changed({"NextRun": next_run})
         future = [c for c in candidates if c > now]
-        if len(future) < len(candidates):
-            return now  # something is due already: go round again
-        return min(future) if future else None
+        deadline = min(future) if future else None
+        if stuck:
+            # Due but not handled (a lost race): look again soon, never spin.
+            log.warning("scheduler.due_left_over", retry_in_us=RETRY_US)
+            deadline = min(deadline, now + RETRY_US) if deadline else now + RETRY_US
+        return deadline
 
     def _expire_pauses(self, now: int) -> None:
         if self.paused and self.paused_until and self.paused_until <= now:
-            self.resume()
+            self._resume()
+            self._acted = True
         for s in self.store.catalog.schedules(paused=True):
             if s["paused_until"] and s["paused_until"] <= now:
                 self.store.catalog.update_schedule(s["id"], {"paused": False, "paused_until": 0})
+                log.info("schedule.resumed", schedule_id=s["id"], why="pause expired")
+                self._acted = True
+
+    # -- time zone and clock changes --------------------------------------------
+
+    def timezone_changed(self) -> None:
+        """The system's zone may have changed (timedated said so): re-check at once."""
+        self.poke()
+
+    def _zone_fingerprint(self) -> tuple[Any, ...]:
+        try:
+            tz = resolve_zone(self.system_zone())
+        except SpecError:
+            tz = UTC
+        year = to_datetime(self.clock()).year
+        probes = (datetime(year, 1, 1, tzinfo=UTC), datetime(year, 7, 1, tzinfo=UTC))
+        return (zone_name(tz), *(p.astimezone(tz).utcoffset() for p in probes))
+
+    def _check_zone(self, now: int) -> None:
+        """Re-plan schedules read in the local zone when that zone changed."""
+        fp = self._zone_fingerprint()
+        if self._zone_fp is None or fp == self._zone_fp:
+            self._zone_fp = fp
+            return
+        log.info("scheduler.timezone_changed", old=self._zone_fp[0], new=fp[0])
+        self._zone_fp = fp
+        self._specs.clear()
+        schedules = {s["id"]: s for s in self.store.catalog.schedules() if not s["timezone"]}
+        for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
+            sched = schedules.get(intent["schedule_id"])
+            if sched is None or intent["scheduled_for"] <= now:
+                continue  # explicit zone, or due already (held back): leave it
+            if self.spec_for(sched).kind == "interval":
+                continue
+            anchor = sched["anchor"] or sched["created_at"]
+            occurrence = self._next_occurrence(sched, max(anchor, now))
+            if occurrence is not None:
+                self._move_intent(intent, occurrence, why="time zone changed")
+
+    def _clock_changed(self, now: int) -> None:
+        """The wall clock was set.  Forward: the step catches up as after downtime.
+        Backward: occurrences already handled do not run again (intents stay where
+        they are); an interval schedule waits at most one interval from now."""
+        log.info("scheduler.clock_changed", now=now, before=self._last_now)
+        if now >= self._last_now:
+            return
+        schedules = {s["id"]: s for s in self.store.catalog.schedules()}
+        for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
+            sched = schedules.get(intent["schedule_id"])
+            if sched is None:
+                continue
+            seconds = self.spec_for(sched).interval_seconds
+            if seconds is None:
+                continue
+            latest = now + seconds * 1_000_000
+            if _occurrence(intent) > latest:
+                self._move_intent(intent, latest, why="the clock was set back")
+
+    def _move_intent(self, intent: JobRow, occurrence: int, *, why: str) -> None:
+        old = _occurrence(intent)
+        if occurrence == old:
+            return
+        delay = max(0, intent["scheduled_for"] - old)
+        fields = {
+            "scheduled_for": occurrence + delay,
+            "options": {**(intent.get("options") or {}), "occurrence": occurrence},
+        }
+        self.store.jobs.update_fields(intent["id"], **fields)
+        self.events.job_changed(
+            intent["id"], {"scheduled_for": fields["scheduled_for"]}, {**intent, **fields}
+        )
+        log.info("scheduler.replanned", job_id=intent["id"], why=why, was=old, now=occurrence)
+        self._acted = True
 
     # -- intents --------------------------------------------------------------
 
-    def reconcile(self, now: int | None = None) -> None:
-        """Every enabled schedule has exactly one intent; others none. Then re-arm."""
-        self._reconcile(self.clock() if now is None else now)
+    def reconcile(self, now: int | None = None, *, fresh: Iterable[int] = ()) -> None:
+        """Every enabled schedule has exactly one intent; others none. Then re-arm.
+
+        ``fresh`` names schedules just added or re-timed: their intent is planned
+        from now, not from their last handled occurrence.
+        """
+        self._reconcile(self.clock() if now is None else now, fresh=frozenset(fresh))
+        self._follow_repositories()
         self.poke()
 
-    def _reconcile(self, now: int) -> None:
+    def _follow_repositories(self) -> None:
+        """A profile moved to another repository: its intents show (and queue on) the new one."""
+        repos = {r["id"]: r["name"] for r in self.store.catalog.repositories()}
+        profiles = {p["name"]: p["repository_id"] for p in self.store.catalog.profiles()}
+        for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
+            repo_id = profiles.get(intent["profile"])
+            if repo_id is None or repo_id == intent["repository_id"]:
+                continue
+            fields = {"repository_id": repo_id, "repository": repos.get(repo_id, "")}
+            self.store.jobs.update_fields(intent["id"], **fields)
+            self.events.job_changed(
+                intent["id"], {"repository": fields["repository"]}, {**intent, **fields}
+            )
+
+    def _reconcile(self, now: int, *, fresh: frozenset[int] = frozenset()) -> None:
         intents = {j["schedule_id"]: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
         schedules = {s["id"]: s for s in self.store.catalog.schedules()}
         for schedule_id in intents:
@@ -330,7 +527,7 @@ class Scheduler:
                 )
         for sched in schedules.values():
             if sched["enabled"] and sched["id"] not in intents:
-                self._write_intent(sched, anchor=sched["anchor"] or sched["created_at"], now=now)
+                self._write_intent(sched, now=now, fresh=sched["id"] in fresh)
 
     def _drop_intent(self, schedule_id: int, message: str, reason: SkipReason) -> None:
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
@@ -342,12 +539,16 @@ class Scheduler:
                         expect=[JobStatus.SCHEDULED],
                         skip_reason=reason.value,
                         message=message,
+                        blocked_by="",
                         finished_at=self.clock(),
                     )
                 except StaleState:
                     continue
+                self._acted = True
                 self.events.job_changed(
-                    row["id"], {"status": "skipped", "skip_reason": reason.value}, row
+                    row["id"],
+                    {"status": "skipped", "skip_reason": reason.value, "message": message},
+                    row,
                 )
 
     def _intent_values(
@@ -372,22 +573,42 @@ class Scheduler:
         }
 
     def _next_occurrence(self, sched: Mapping[str, Any], after: int) -> int | None:
+        """The first occurrence after ``after`` (intervals: ``after`` + interval)."""
         spec = self.spec_for(sched)
         when = to_datetime(after)
         nxt = spec.next_after(when, when)
         return None if nxt is None else from_datetime(nxt)
 
-    def _write_intent(self, sched: Mapping[str, Any], *, anchor: int, now: int) -> None:
-        occurrence = self._next_occurrence(sched, anchor)
-        if occurrence is None:
+    def _last_planned(self, schedule_id: int) -> int:
+        """The newest occurrence this schedule ever had a row for (0: none)."""
+        occurrence = func.coalesce(
+            func.json_extract(JOBS.c.options, "$.occurrence"), JOBS.c.scheduled_for
+        )
+        stmt = select(func.max(occurrence)).where(
+            JOBS.c.schedule_id == schedule_id,
+            JOBS.c.trigger.in_([Trigger.SCHEDULE.value, Trigger.CATCH_UP.value]),
+            JOBS.c.skip_reason != SkipReason.SCHEDULE_REMOVED.value,
+        )
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one_or_none() or 0)
+
+    def _write_intent(self, sched: Mapping[str, Any], *, now: int, fresh: bool) -> None:
+        anchor = sched["anchor"] or sched["created_at"]
+        # A new or re-timed schedule starts from now; otherwise (start-up, an intent
+        # cancelled by hand) from the last occurrence handled, so that nothing runs
+        # twice and misses are caught up.
+        after = max(anchor, now) if fresh else max(anchor, self._last_planned(sched["id"]))
+        nxt = self.spec_for(sched).next_after(to_datetime(after), to_datetime(anchor))
+        if nxt is None:
             return
-        values = self._intent_values(sched, occurrence, now)
+        values = self._intent_values(sched, from_datetime(nxt), now)
         try:
             _, created = self.intents.settle(
                 schedule_id=sched["id"], anchor=None, next_intent=values
             )
         except StaleState:
             return  # another intent exists already: the store keeps one
+        self._acted = True
         for row in created:
             self.events.job_added(row)
 
@@ -398,18 +619,31 @@ class Scheduler:
             return None
         return self._next_occurrence(sched, _occurrence(intent))
 
-    def _passed_after(self, spec: Spec, occurrence: int, now: int) -> tuple[int, int]:
-        """How many occurrences fall in (occurrence, now], and the last of them (or 0)."""
-        count, last = 0, 0
-        start = to_datetime(occurrence)
-        for when in spec.iter_after(start, start):
-            us = from_datetime(when)
-            if us > now:
-                break
-            count, last = count + 1, us
-            if count >= MAX_COUNTED_MISSES:
-                break
-        return count, last
+    def _passed_after(self, spec: Spec, occurrence: int, until: int) -> tuple[int, int]:
+        """How many occurrences fall in (occurrence, until], and the newest of them
+        (``occurrence`` itself when there are none).  Occurrences are spaced as
+        handled: an interval counts from ``occurrence``."""
+        if until <= occurrence:
+            return 0, occurrence
+        plan = plan_next(spec, to_datetime(occurrence), to_datetime(until) + timedelta(0, 0, 1))
+        if not plan.missed or plan.last_missed is None:
+            return 0, occurrence
+        return plan.missed, from_datetime(plan.last_missed)
+
+    def _pause_end(self, sched: Mapping[str, Any], at: int) -> int | None:
+        """None when nothing pauses the occurrence at ``at``; else the pause's end (0: none).
+
+        A pause still recorded covers every occurrence before its end: one that
+        ended while the daemon was down still skips what fell inside it.
+        """
+        ends: list[int] = []
+        if self.paused and (not self.paused_until or self.paused_until > at):
+            ends.append(self.paused_until)
+        if sched["paused"] and (not sched["paused_until"] or sched["paused_until"] > at):
+            ends.append(sched["paused_until"])
+        if not ends:
+            return None
+        return 0 if 0 in ends else max(ends)
 
     def _fire(self, intent: JobRow, now: int) -> None:
         try:
@@ -424,34 +658,30 @@ class Scheduler:
         spec = self.spec_for(sched)
         occurrence = _occurrence(intent)
         later, newest = self._passed_after(spec, occurrence, now)
-        newest = newest or occurrence
-        missed_total = 1 + later
 
-        def skip(reason: SkipReason, message: str) -> None:
-            self._settle(
-                intent,
-                sched,
-                JobStatus.SKIPPED,
-                now,
-                anchor=newest,
-                fields={
-                    "skip_reason": reason.value,
-                    "message": message,
-                    "finished_at": now,
-                    "blocked_by": "",
-                },
-            )
-
-        paused = self.paused or (
-            sched["paused"] and (not sched["paused_until"] or sched["paused_until"] > now)
-        )
-        if paused:
-            what = "borgd is paused" if self.paused else "this schedule is paused"
-            skip(SkipReason.PAUSED, what + _count_note(missed_total, occurrence, newest))
+        pause_end = self._pause_end(sched, occurrence)
+        if pause_end is not None:
+            if pause_end and pause_end <= now:
+                # The pause ended meanwhile: skip what fell inside it, plan the rest.
+                inside, last = self._passed_after(spec, occurrence, pause_end - 1)
+            else:
+                inside, last = later, newest
+            what = "borgd was paused" if self.paused else "this schedule was paused"
+            what += _count_note(1 + inside, occurrence, last)
+            self._skip(intent, sched, now, SkipReason.PAUSED, what, count=1 + inside, last=last)
             return
         if not prow["enabled"]:
-            skip(SkipReason.PROFILE_DISABLED, f"profile {prow['name']} is disabled")
+            self._skip(
+                intent,
+                sched,
+                now,
+                SkipReason.PROFILE_DISABLED,
+                f"profile {prow['name']} is disabled" + _count_note(1 + later, occurrence, newest),
+                count=1 + later,
+                last=newest,
+            )
             return
+
         reason = blocker(
             self.conditions,
             url=rrow["url"],
@@ -459,91 +689,194 @@ class Scheduler:
             skip_on_battery=bool(sched["skip_on_battery"]),
             skip_on_metered=bool(sched["skip_on_metered"]),
         )
+        handled_before = bool(intent["blocked_by"]) or intent["trigger"] == Trigger.CATCH_UP
+        if handled_before and later and reason is not None:
+            # Held back, and now overtaken by its next occurrence: that one takes over.
+            self._skip(
+                intent,
+                sched,
+                now,
+                reason,
+                f"held back ({reason.value}) until its next occurrence, {_fmt(newest)}, took over",
+                count=1,
+                last=occurrence,
+                next_occurrence=newest,
+            )
+            return
+        if not handled_before or later:
+            window = int(sched["catch_up_window"])
+            limit = min(LATE_AFTER_US, window) if window else LATE_AFTER_US
+            if later or now - intent["scheduled_for"] > limit:
+                missed = 1 + later
+                newest_due = newest if later else intent["scheduled_for"]
+                note = _count_note(missed, occurrence, newest)
+                if not sched["catch_up"]:
+                    self._skip(
+                        intent,
+                        sched,
+                        now,
+                        SkipReason.MISSED_WINDOW,
+                        "missed, and catch-up is off" + note,
+                        count=missed,
+                        last=newest,
+                    )
+                    return
+                if window and now - newest_due > window:
+                    self._skip(
+                        intent,
+                        sched,
+                        now,
+                        SkipReason.MISSED_WINDOW,
+                        "missed by more than the catch-up window" + note,
+                        count=missed,
+                        last=newest,
+                    )
+                    return
+                intent = self._to_catch_up(intent, sched, now, occurrence, newest, missed)
+                occurrence = newest
         if reason is not None:
-            if later:
-                # Overtaken by its next occurrence: skip it, and let the newest one wait.
-                self._settle(
-                    intent,
-                    sched,
-                    JobStatus.SKIPPED,
-                    now,
-                    anchor=occurrence,
-                    fields={
-                        "skip_reason": reason.value,
-                        "finished_at": now,
-                        "blocked_by": "",
-                        "message": f"blocked ({reason.value}) until overtaken"
-                        + _count_note(missed_total, occurrence, newest),
-                    },
-                    next_occurrence=newest,
-                )
-            elif intent["blocked_by"] != reason.value:
-                self.store.jobs.update_fields(intent["id"], blocked_by=reason.value)
-                row = {**intent, "blocked_by": reason.value}
-                self.events.job_changed(intent["id"], {"blocked_by": reason.value}, row)
-                log.info("scheduler.blocked", job_id=intent["id"], reason=reason.value)
+            self._hold(intent, reason)
             return
         if any(
             j["schedule_id"] == sched["id"] and j["status"] in ("queued", "running")
             for j in self.store.jobs.live()
         ):
-            skip(SkipReason.ALREADY_ACTIVE, "the previous run of this schedule is still active")
-            return
-        late = later > 0 or (
-            now - intent["scheduled_for"] > LATE_AFTER_US and not intent["blocked_by"]
-        )
-        if not late:
-            anchor = now if spec.kind == "interval" else occurrence
-            self._queue(intent, sched, now, Trigger.SCHEDULE, anchor=anchor)
-            return
-        if not sched["catch_up"]:
-            skip(
-                SkipReason.MISSED_WINDOW,
-                "missed, and catch-up is off" + _count_note(missed_total, occurrence, newest),
+            self._skip(
+                intent,
+                sched,
+                now,
+                SkipReason.ALREADY_ACTIVE,
+                "the previous run of this schedule is still active"
+                + _count_note(1 + later, occurrence, newest),
+                count=1 + later,
+                last=newest,
             )
             return
-        window = int(sched["catch_up_window"])
-        if window and now - newest > window:
-            skip(
-                SkipReason.MISSED_WINDOW,
-                "missed by more than the catch-up window"
-                + _count_note(missed_total, occurrence, newest),
-            )
+        self._queue(intent, sched, rrow, now, occurrence)
+
+    def _hold(self, intent: JobRow, reason: SkipReason) -> None:
+        if intent["blocked_by"] == reason.value:
             return
+        self.store.jobs.update_fields(intent["id"], blocked_by=reason.value)
+        self._acted = True
+        row = {**intent, "blocked_by": reason.value}
+        self.events.job_changed(intent["id"], {"blocked_by": reason.value}, row)
+        log.info("scheduler.held_back", job_id=intent["id"], reason=reason.value)
+
+    def _to_catch_up(
+        self,
+        intent: JobRow,
+        sched: Mapping[str, Any],
+        now: int,
+        first: int,
+        last: int,
+        count: int,
+    ) -> JobRow:
+        """Turn a missed intent into the one catch-up run for ``count`` occurrences
+        from ``first`` to ``last``; more than one leaves a skipped/coalesced row."""
         audit = []
-        if missed_total > 1:
+        if count > 1:
             audit.append(
                 {
-                    **self._intent_values(sched, occurrence, now),
+                    **self._intent_values(sched, first, now),
                     "status": JobStatus.SKIPPED.value,
-                    "scheduled_for": occurrence,
+                    "scheduled_for": first,
                     "skip_reason": SkipReason.COALESCED.value,
                     "finished_at": now,
-                    "message": f"{missed_total} missed occurrences from {_fmt(occurrence)} to "
-                    f"{_fmt(newest)} replaced by one catch-up run (job {intent['id']})",
+                    "options": {
+                        "occurrence": first,
+                        "coalesced": count,
+                        "first": first,
+                        "last": last,
+                        "catch_up_job": intent["id"],
+                    },
+                    "message": f"{count} missed occurrences from {_fmt(first)} to "
+                    f"{_fmt(last)} replaced by one catch-up run (job {intent['id']})",
                 }
             )
-        anchor = now if spec.kind == "interval" else newest
-        self._queue(intent, sched, now, Trigger.CATCH_UP, anchor=anchor, audit=audit)
+        fields = {
+            "trigger": Trigger.CATCH_UP.value,
+            "scheduled_for": last,
+            "options": {**(intent.get("options") or {}), "occurrence": last, "missed": count},
+            "message": f"catch-up for {count} missed occurrence"
+            + ("s" if count > 1 else "")
+            + f" (the last at {_fmt(last)})",
+        }
+        settled, created = self.intents.settle(
+            schedule_id=sched["id"],
+            anchor=last,
+            intent_id=intent["id"],
+            dst=JobStatus.SCHEDULED,
+            fields=fields,
+            audit=audit,
+        )
+        assert settled is not None
+        self._acted = True
+        changed = {k: v for k, v in fields.items() if k != "options"}
+        self.events.job_changed(intent["id"], changed, settled)
+        for row in created:
+            self.events.job_added(row)
+        log.info("scheduler.catch_up", job_id=intent["id"], missed=count, first=first, last=last)
+        return settled
+
+    def _skip(
+        self,
+        intent: JobRow,
+        sched: Mapping[str, Any],
+        now: int,
+        reason: SkipReason,
+        message: str,
+        *,
+        count: int,
+        last: int,
+        next_occurrence: int | None = None,
+    ) -> None:
+        """Skip the intent for ``count`` occurrences up to ``last``; plan the one after."""
+        if next_occurrence is None:
+            next_occurrence = self._next_occurrence(sched, last)
+        self._settle(
+            intent,
+            sched,
+            JobStatus.SKIPPED,
+            now,
+            anchor=last,
+            fields={
+                "skip_reason": reason.value,
+                "message": message,
+                "finished_at": now,
+                "blocked_by": "",
+            },
+            next_occurrence=next_occurrence,
+        )
+        log.info("scheduler.skipped", job_id=intent["id"], reason=reason.value, count=count)
 
     def _queue(
         self,
         intent: JobRow,
         sched: Mapping[str, Any],
+        rrow: Mapping[str, Any],
         now: int,
-        trigger: Trigger,
-        *,
-        anchor: int,
-        audit: list[dict[str, Any]] | None = None,
+        occurrence: int,
     ) -> None:
+        trigger = Trigger(intent["trigger"])
+        on_time = trigger is Trigger.SCHEDULE and not intent["blocked_by"]
+        # Intervals count from the start of the last run: a late one starts now.
+        interval = self.spec_for(sched).kind == "interval"
+        anchor = now if interval and not on_time else occurrence
         self._settle(
             intent,
             sched,
             JobStatus.QUEUED,
             now,
             anchor=anchor,
-            fields={"trigger": trigger.value, "queued_at": now, "blocked_by": ""},
-            audit=audit or [],
+            fields={
+                "queued_at": now,
+                "blocked_by": "",
+                # The profile may have moved to another repository since planning.
+                "repository": rrow["name"],
+                "repository_id": rrow["id"],
+            },
+            next_occurrence=self._next_occurrence(sched, anchor),
         )
         log.info("scheduler.queued", job_id=intent["id"], trigger=trigger.value)
         self.wake_executor()
@@ -557,24 +890,23 @@ class Scheduler:
         *,
         anchor: int,
         fields: dict[str, Any],
-        audit: list[dict[str, Any]] | None = None,
-        next_occurrence: int | None = None,
+        next_occurrence: int | None,
     ) -> None:
-        if next_occurrence is None:
-            next_occurrence = self._next_occurrence(
-                sched, max(anchor, now) if dst is JobStatus.SKIPPED else anchor
-            )
-        nxt = self._intent_values(sched, next_occurrence, now) if next_occurrence else None
+        nxt = (
+            self._intent_values(sched, next_occurrence, now)
+            if next_occurrence is not None
+            else None
+        )
         settled, created = self.intents.settle(
             schedule_id=sched["id"],
             anchor=anchor,
             intent_id=intent["id"],
             dst=dst,
             fields=fields,
-            audit=audit or [],
             next_intent=nxt,
         )
         assert settled is not None
+        self._acted = True
         self.events.job_changed(intent["id"], {"status": dst.value, **fields}, settled)
         for row in created:
             self.events.job_added(row)
@@ -585,9 +917,36 @@ class Scheduler:
         """Everything is in the store already; make sure the WAL is on disk."""
         with self.store.engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        log.info("scheduler.persisted", why="sleep")
 
     async def after_resume(self) -> None:
+        """Re-arm the timer and catch up (the step does both)."""
+        log.info("scheduler.rearmed", why="resume")
         self.poke()
+
+
+class SchedulerListener:
+    """The events the scheduler reacts to: an intent cancelled by hand (its schedule
+    needs its next occurrence planned).  Subscribe it to :class:`Events`."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def job_added(self, job: dict[str, Any]) -> None:
+        pass
+
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+        if changed.get("status") == JobStatus.CANCELLED and job.get("schedule_id"):
+            self._scheduler.poke()
+
+    def job_removed(self, job_id: int) -> None:
+        pass
+
+    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
+        pass
+
+    def manager_changed(self, changed: dict[str, Any]) -> None:
+        pass
 
 
 def _occurrence(intent: Mapping[str, Any]) -> int:
@@ -601,4 +960,4 @@ def _count_note(count: int, first: int, last: int) -> str:
     return f" ({count} occurrences from {_fmt(first)} to {_fmt(last)})"
 
 
-__all__ = ["Scheduler", "datetime"]
+__all__ = ["LATE_AFTER_US", "Scheduler", "SchedulerListener"]

@@ -154,6 +154,7 @@ class SleepMonitor(SystemServiceWatcher):
     async def _take_delay_lock(self) -> None:
         if self._delay_fd is None:
             self._delay_fd = await self._inhibit("delay", DELAY_WHY)
+            _log().info("sleep_delay_lock_taken")
 
     def _release_delay_lock(self) -> None:
         fd, self._delay_fd = self._delay_fd, None
@@ -219,6 +220,7 @@ class SleepMonitor(SystemServiceWatcher):
             finally:
                 # Only now may the system sleep.
                 self._release_delay_lock()
+                _log().info("sleep_delay_lock_released")
         else:
             _log().info("system_resumed")
             if self._delay_fd is None:

@@ -254,6 +254,24 @@ class SecretStore:
                 return found
         return await anyio.to_thread.run_sync(self._file_get, repo)
 
+    async def is_locked(self, repo: str) -> bool:
+        """True when the passphrase of ``repo`` is in the Secret Service, in a locked
+        collection only.  Never unlocks, never prompts, never raises: a missing
+        service, a missing item or a failing call is False (the run will say why)."""
+        check_repository_name(repo)
+        if await self.backend() != BACKEND_SECRET_SERVICE:
+            return False
+        service = self._iface(SECRETS_PATH, SERVICE_NODE, SERVICE_IFACE)
+        try:
+            with anyio.fail_after(self.call_timeout):
+                unlocked, locked = await service.call_search_items(  # type: ignore[attr-defined]
+                    self._attributes(repo)
+                )
+        except (DBusError, TimeoutError) as exc:
+            _log().debug("secret_lock_check_failed", repository=repo, error=str(exc))
+            return False
+        return bool(locked) and not unlocked
+
     async def set(self, repo: str, passphrase: bytes) -> None:
         """Store (or replace) the passphrase of ``repo``."""
         check_repository_name(repo)

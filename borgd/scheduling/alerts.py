@@ -1,0 +1,197 @@
+"""Desktop notifications: a failed job, an overdue profile, a backup held back too long.
+
+One notification per *episode* (the :class:`~borgd.system.notifications.Notifier`
+keeps the episodes):
+
+* ``failure:<profile>/<type>`` — a job failed; the episode ends when a job of
+  the same profile and type succeeds (or ends with a warning);
+* ``overdue:<profile>`` — from the :class:`~borgd.scheduling.overdue.OverdueWatcher`;
+  ends when the profile is no longer overdue;
+* ``blocked:<profile>`` — a due backup of the profile has been held back by a
+  condition for ``blocked_after`` or longer (also across its occurrences
+  being overtaken); ends when no backup of the profile is held back.
+
+Each kind can be switched off (``borgd --notify``).  The alerts learn of jobs
+from :class:`~borgd.events.Events`, send from their own task, and sleep on a
+wall-clock timer only while a held-back backup is waiting for its
+threshold.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+import structlog
+
+from borgd.clock import Clock, to_datetime
+from borgd.core.jobs import JobStatus, JobType
+from borgd.scheduling.timer import Timer
+from borgd.scheduling.waker import Waker
+from borgd.store import Store
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BLOCKED_AFTER_US = 3600 * 1_000_000
+
+REASON_TEXT = {
+    "on-battery": "the computer runs on battery",
+    "metered-network": "the network connection is metered",
+    "network-unavailable": "the network is not available",
+    "repository-unavailable": "the repository's disk is not connected",
+    "secret-unavailable": "the keyring holding the passphrase is locked",
+}
+
+
+class NotifierLike(Protocol):
+    @property
+    def enabled(self) -> frozenset[str]: ...
+    async def notify(self, key: str, summary: str, body: str) -> bool: ...
+    def clear(self, key: str) -> None: ...
+
+
+def _when(us: int) -> str:
+    return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(us: int) -> str:
+    minutes = us // 60_000_000
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min"]
+    return " ".join(p for p in parts if p and not (p == "0 min" and (days or hours)))
+
+
+class Alerts:
+    def __init__(
+        self,
+        *,
+        notifier: NotifierLike,
+        store: Store,
+        clock: Clock,
+        timer: Timer,
+        blocked_after: int = DEFAULT_BLOCKED_AFTER_US,
+    ) -> None:
+        self.notifier = notifier
+        self.store = store
+        self.clock = clock
+        self.blocked_after = blocked_after
+        self.waker = Waker(timer)
+        self._pending: deque[tuple[str, str, str]] = deque()
+        self._clear: deque[str] = deque()
+        self._blocked_since: dict[str, int] = {}
+        self._blocked_sent: set[str] = set()
+        self.deadline: int | None = None
+
+    def poke(self) -> None:
+        self.waker.poke()
+
+    def _send(self, key: str, summary: str, body: str) -> None:
+        self._pending.append((key, summary, body))
+        self.poke()
+
+    def _end(self, key: str) -> None:
+        self._clear.append(key)
+        self.poke()
+
+    async def run(self) -> None:
+        while True:
+            since = self.waker.generation
+            await self.flush()
+            self.deadline = self.check_blocked()
+            await self.waker.wait(self.deadline, since=since)
+
+    async def flush(self) -> None:
+        """Send what is pending, in order (episode ends first)."""
+        while self._clear or self._pending:
+            while self._clear:
+                self.notifier.clear(self._clear.popleft())
+            if self._pending:
+                key, summary, body = self._pending.popleft()
+                try:
+                    await self.notifier.notify(key, summary, body)
+                except Exception:
+                    log.exception("alerts.notify_failed", key=key)
+
+    # -- held-back backups ---------------------------------------------------------
+
+    def check_blocked(self) -> int | None:
+        """Notify for backups held back too long; return when the next one will be."""
+        now = self.clock()
+        held: dict[str, tuple[int, str]] = {}
+        for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
+            if intent["type"] != JobType.BACKUP.value or not intent["blocked_by"]:
+                continue
+            profile = intent["profile"]
+            since = min(intent["scheduled_for"], held.get(profile, (now, ""))[0])
+            held[profile] = (since, intent["blocked_by"])
+        for profile in set(self._blocked_since) - set(held):
+            del self._blocked_since[profile]
+            self._blocked_sent.discard(profile)
+            self.notifier.clear(f"blocked:{profile}")
+        if "blocked" not in self.notifier.enabled:
+            self._blocked_since.update({p: s for p, (s, _) in held.items()})
+            return None
+        deadline: int | None = None
+        for profile, (first_seen, reason) in held.items():
+            since = self._blocked_since.setdefault(profile, first_seen)
+            due = since + self.blocked_after
+            if now >= due:
+                if profile not in self._blocked_sent:  # one try per episode
+                    self._blocked_sent.add(profile)
+                    self._pending.append(
+                        (
+                            f"blocked:{profile}",
+                            f"Backup of {profile} is waiting",
+                            f"Held back since {_when(since)}: {REASON_TEXT.get(reason, reason)}.",
+                        )
+                    )
+            else:
+                deadline = due if deadline is None else min(deadline, due)
+        if self._pending:
+            self.poke()
+        return deadline
+
+    # -- overdue (from the OverdueWatcher) -----------------------------------------
+
+    def overdue(self, profile: str, overdue: bool, info: dict[str, Any]) -> None:
+        key = f"overdue:{profile}"
+        if not overdue:
+            self._end(key)
+            return
+        last = int(info.get("last_success") or 0)
+        age = f"maximum age {_duration(int(info.get('max_age') or 0))}"
+        body = (
+            f"No successful backup since {_when(last)} ({age})."
+            if last
+            else f"No successful backup yet ({age})."
+        )
+        self._send(key, f"Backups of {profile} are overdue", body)
+
+    # -- Events listener ---------------------------------------------------------
+
+    def job_added(self, job: dict[str, Any]) -> None:
+        if job.get("blocked_by"):
+            self.poke()
+
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+        status = changed.get("status")
+        owner = job.get("profile") or job.get("repository")
+        subject = f"{owner}/{job.get('type')}"
+        what = f"{str(job.get('type', 'job')).capitalize()} of {owner}"
+        if status == JobStatus.FAILED:
+            message = str(job.get("message") or "no details")
+            self._send(f"failure:{subject}", f"{what} failed", f"{message} (job {job_id})")
+        elif status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
+            self._end(f"failure:{subject}")
+        if "blocked_by" in changed or (status and job.get("type") == JobType.BACKUP.value):
+            self.poke()
+
+    def job_removed(self, job_id: int) -> None:
+        pass
+
+    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
+        pass
+
+    def manager_changed(self, changed: dict[str, Any]) -> None:
+        pass
