@@ -264,6 +264,7 @@ class Daemon:
             delete_secret=secrets.delete,
         )
         service.on_profiles_changed = scheduling.profiles_changed
+        service.on_repositories_changed = scheduling.secret_watcher.kick
 
         notifier.status("recovering")
         recovered = recover(store, events, clock)

@@ -18,6 +18,7 @@ from borgd.clock import Clock
 from borgd.core import borg_argv
 from borgd.core.config import JobSpec, job_options_from, local_path
 from borgd.core.jobs import REQUEUEABLE, JobStatus, JobType, Trigger
+from borgd.core.overdue import is_overdue
 from borgd.core.validation import (
     LIST_FILTER,
     PROFILE_OPTIONS,
@@ -79,6 +80,8 @@ class Service:
         self._set_secret = set_secret
         self._delete_secret = delete_secret
         self.on_profiles_changed: Callable[[], None] = lambda: None
+        # Passphrases came or went: the keyring watcher re-checks what is locked.
+        self.on_repositories_changed: Callable[[], None] = lambda: None
 
     # -- repositories ---------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Service:
                 self.store.catalog.remove_repository(repo_id)
                 raise errors.Unavailable(f"cannot store the passphrase: {exc}") from exc
         log.info("repository.added", repository=name, init=bool(opts.get("init")))
+        self.on_repositories_changed()
         if opts.get("init"):
             self._queue(
                 JobType.INIT, profile="", repository=name, repository_id=repo_id, options={}
@@ -153,6 +157,7 @@ class Service:
                     raise errors.Unavailable(f"cannot store the passphrase: {exc}") from exc
                 values["has_passphrase"] = True
         self.store.catalog.update_repository(row["id"], values)
+        self.on_repositories_changed()
 
     async def remove_repository(self, name: str) -> None:
         check_name("repository", name)
@@ -167,6 +172,7 @@ class Service:
         self.store.catalog.remove_repository(row["id"])
         if row["has_passphrase"]:
             await self._delete_secret(name)
+        self.on_repositories_changed()
 
     def list_repositories(self) -> list[dict[str, Any]]:
         return [public_repository(r) for r in self.store.catalog.repositories()]
@@ -256,8 +262,7 @@ class Service:
     def public_profile(self, row: dict[str, Any], repository: str) -> dict[str, Any]:
         last = self.store.jobs.last_finished(row["name"], ["backup"], ["succeeded", "warning"])
         last_success = int(last["finished_at"]) if last else 0
-        max_age = int(row["max_age"])
-        overdue = bool(max_age) and (self.clock() - (last_success or row["created_at"])) > max_age
+        overdue = is_overdue(int(row["max_age"]), last_success, row["created_at"], self.clock())
         out = {
             k: row[k]
             for k in (

@@ -19,6 +19,7 @@ import structlog
 
 from borgd.clock import Clock
 from borgd.core.jobs import JobStatus, JobType
+from borgd.core.overdue import overdue_after
 from borgd.events import Events
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker, Woke
@@ -78,10 +79,9 @@ class OverdueWatcher:
             max_age = int(row["max_age"])
             last = self.store.jobs.last_finished(name, [JobType.BACKUP.value], SUCCESS)
             last_success = int(last["finished_at"]) if last else 0
-            reference = last_success or int(row["created_at"])
-            due = reference + max_age  # overdue strictly after this instant
-            overdue = bool(max_age) and now > due
-            if max_age and not overdue:
+            due = overdue_after(max_age, last_success, int(row["created_at"]))
+            overdue = due is not None and now > due
+            if due is not None and not overdue:
                 deadline = due + 1 if deadline is None else min(deadline, due + 1)
             if overdue != self.overdue.get(name, False):
                 self._flip(name, overdue, last_success, max_age, due)
@@ -90,7 +90,9 @@ class OverdueWatcher:
             del self.overdue[gone]
         return deadline
 
-    def _flip(self, name: str, overdue: bool, last_success: int, max_age: int, due: int) -> None:
+    def _flip(
+        self, name: str, overdue: bool, last_success: int, max_age: int, due: int | None
+    ) -> None:
         log.info("profile.overdue" if overdue else "profile.not_overdue", profile=name)
         self.events.profile_changed(name, {"overdue": overdue, "last_success": last_success})
         if self.on_overdue is not None:
