@@ -206,7 +206,8 @@ class Daemon:
         notifier = self.notifier
         notifier.status("starting")
         try:
-            bus = BorgdBus(bus_type=BusType.SESSION, negotiate_unix_fd=True)
+            # No fds on the session bus (logind's inhibitor fds come over the system bus).
+            bus = BorgdBus(bus_type=BusType.SESSION)
             await bus.connect()
         except Exception as exc:
             print(f"borgd: cannot connect to the session bus: {exc}", file=sys.stderr)
@@ -220,8 +221,11 @@ class Daemon:
         clock = wall_us
         events = Events()
         secrets = SecretStore(paths.config, bus)
-        borg = find_borg(args.borg)
-        log.info("borg.found", path=borg.path, version=".".join(map(str, borg.version)))
+        # Asking `borg --version` costs ~0.2 s: done in a thread after READY,
+        # before the executor takes its first job.
+        borg = BorgTool(
+            path=args.borg or os.environ.get("BORGD_BORG") or "borg", version=(0, 0, 0)
+        )
 
         # -- execution --
         async def passphrase(repo: Any) -> bytes | None:
@@ -299,19 +303,27 @@ class Daemon:
             print(f"borgd: another borgd owns {BUS_NAME} on this bus", file=sys.stderr)
             return 1
 
-        async with anyio.create_task_group() as tg:
-            await tg.start(executor.run)
-            await tg.start(scheduling.run)
-            tg.start_soon(notifier.feed_watchdog)
-            log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
-            notifier.ready(f"serving {BUS_NAME}")
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async def execution() -> None:
+            executor.borg = await anyio.to_thread.run_sync(find_borg, args.borg)
+            if executor.borg.version != (0, 0, 0):
+                version = ".".join(map(str, executor.borg.version))
+                log.info("borg.found", path=executor.borg.path, version=version)
+            await executor.run()
+
+        # The handler is in place before READY=1: a SIGTERM right after it still stops cleanly.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(execution)
+                await tg.start(scheduling.run)
+                tg.start_soon(notifier.feed_watchdog)
+                log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
+                notifier.ready(f"serving {BUS_NAME}")
                 async for signum in signals:
                     log.info("borgd.stopping", signal=signal.Signals(signum).name)
                     break
-            notifier.stopping()
-            await executor.shutdown()
-            tg.cancel_scope.cancel()
+                notifier.stopping()
+                await executor.shutdown()
+                tg.cancel_scope.cancel()
         with anyio.move_on_after(2):
             try:
                 await bus.release_name(BUS_NAME)

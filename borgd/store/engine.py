@@ -51,5 +51,6 @@ def open_engine(path: Path | str) -> Engine:
             migrate(conn)
     except Exception as exc:
         engine.dispose()
-        raise StoreUnavailable(f"cannot open the store {path}: {exc}") from exc
+        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line, no URL
+        raise StoreUnavailable(f"cannot open the store {path}: {cause}") from exc
     return engine

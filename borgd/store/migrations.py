@@ -149,7 +149,12 @@ _V1: tuple[str, ...] = (
         """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: find a profile's newest finished job without scanning its history.
+_V2: tuple[str, ...] = (
+    "CREATE INDEX ix_jobs_profile_finished ON jobs (profile, finished_at, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST = len(MIGRATIONS)
 
 

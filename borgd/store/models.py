@@ -141,6 +141,8 @@ class Job(Base):
         Index("ix_jobs_profile", "profile", "id"),
         Index("ix_jobs_repository", "repository", "id"),
         Index("ix_jobs_created", "created_at"),
+        # "The newest successful backup of a profile" (overdue, ListProfiles, restore).
+        Index("ix_jobs_profile_finished", "profile", "finished_at", "id"),
     )
 
 

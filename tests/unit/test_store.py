@@ -166,3 +166,29 @@ def test_expire_keeps_the_newest_per_profile_and_live_jobs(store):
     left = store.jobs.query(JobFilter())
     assert live["id"] in {r["id"] for r in left}
     assert sorted(r["finished_at"] for r in left if r["status"] == "succeeded") == [1003, 1004]
+
+
+def test_an_older_store_is_migrated_in_place_and_keeps_its_jobs(tmp_path):
+    from borgd.store.migrations import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            'INSERT INTO jobs (type, status, "trigger", profile, repository, repository_id,'
+            " schedule_id, parent_id, requeued_from, scheduled_for, created_at, queued_at,"
+            " started_at, finished_at, skip_reason, blocked_by, message, exit_code, archive,"
+            " progress, progress_message, current_file, nfiles, original_size, compressed_size,"
+            " deduplicated_size, rate, eta, duration, options, pid, pid_start_time, log_path)"
+            " VALUES ('backup','succeeded','manual','p','r',1,0,0,0,0,1,1,1,2,'','','',0,'a',"
+            "1.0,'','',3,0,0,0,0,0,0,'{}',0,0,'')"
+        )
+    store = Store.open(path)
+    try:
+        assert store.jobs.get(1)["nfiles"] == 3
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+    finally:
+        store.close()
