@@ -612,14 +612,26 @@ def _restore(spec: JobSpec) -> list[str]:
     if not archive:
         raise ValueError("a restore needs an archive name")
     extract_cwd(spec)
-    if any(not p for p in spec.options.paths):
-        raise ValueError("a restore path is empty")
     return [
         *_common("extract", spec.repo),
         "--",
         _archive_arg(spec.repo, archive),
-        *spec.options.paths,
+        *(_archive_path(p) for p in spec.options.paths),
     ]
+
+
+def _archive_path(path: str) -> str:
+    """A restore path as borg stores it: archives hold ``home/u/x`` for ``/home/u/x``.
+
+    Users name what they backed up (``/home/u/x``); borg would report that such a
+    pattern "never matched" and restore nothing, so the leading slashes go.
+    """
+    if not path:
+        raise ValueError("a restore path is empty")
+    stripped = path.lstrip("/")
+    if not stripped:
+        raise ValueError("restore path '/' is the whole archive: give no paths instead")
+    return stripped
 
 
 def _init(spec: JobSpec) -> list[str]:

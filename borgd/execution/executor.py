@@ -5,12 +5,40 @@ first, then by queue time), moves each to `running` with a compare-and-set
 (the store's unique index makes a second running job per repository
 impossible), runs hooks and borg through the runner, and writes the outcome.
 It never decides *when* something is due: the scheduler queues jobs.
+
+A lane is keyed by the repository's row, and a repository row by its
+canonical URL (`service.canonical_url`): two profiles on one repository
+share one lane.
+
+One job, in order:
+
+1. ``running`` (compare-and-set; a lost race means someone else moved it);
+2. a backup's ``pre_command`` (exit 75: ``skipped/precondition``; any other
+   failure: ``failed`` without running borg);
+3. a backup's post-backup tasks (prune, compact, check every N backups) are
+   queued as ``chain`` jobs, so they show while the backup runs;
+4. borg, with progress published at most once a second and stored at most
+   every two seconds;
+5. the ``post_command``, after every outcome, with that outcome in its
+   environment (its failure is added to the job's message); only then the job
+   leaves ``running``, so a client that sees the final status sees all of it;
+6. the chain is settled: it stays queued after a succeeded or warning backup
+   and runs next in the lane, it is ``skipped/parent-failed`` after a failed or
+   interrupted one and ``cancelled`` with a cancelled one.
+
+Stopping (cancel, shutdown) signals the process that runs (borg gets SIGINT
+for ``create``, which writes a checkpoint, SIGTERM otherwise; SIGKILL follows
+after bounded waits) and lets the run end normally, so every line borg prints
+on its way out reaches the log.  Between processes the job's cancel scope is
+cancelled instead.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import shlex
+import shutil
 import signal
 import socket
 import time
@@ -25,39 +53,45 @@ from typing import Any
 import anyio
 import anyio.abc
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from borgd.clock import Clock
 from borgd.core import borg_argv, borg_output, exit_codes
 from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, job_options_from
-from borgd.core.jobs import JobStatus, JobType, SkipReason, Trigger
-from borgd.core.progress import ProgressTracker, Throttle
+from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason, Trigger
+from borgd.core.progress import check_phases
 from borgd.events import Events
 from borgd.execution import joblog
-from borgd.execution.runner import RunningProcess, StopPolicy, run_process
+from borgd.execution.output import BorgOutput, progress_fields
+from borgd.execution.runner import (
+    RunningProcess,
+    RunResult,
+    StopPolicy,
+    request_stop,
+    run_process,
+    stop_process,
+)
 from borgd.store import Store
 from borgd.store.catalog import NotFound as CatalogNotFound
-from borgd.store.jobs import JobRow, StaleState
+from borgd.store.catalog import profile_config, repo_config
+from borgd.store.jobs import JobRow, NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
 
-HOOK_TIMEOUT = 600.0
+HOOK_TIMEOUT = 600.0  # seconds a pre_command or post_command may run
+SHUTDOWN_HOOK_TIMEOUT = 10.0  # a post_command while borgd stops
+SHUTDOWN_WAIT = 25.0
 PRECONDITION_NOT_NOW = 75  # borgmatic's and sysexits' EX_TEMPFAIL: "not now"
-PUBLISH_INTERVAL = 1.0
-STORE_INTERVAL = 2.0
-PROGRESS_FIELDS = (
-    "progress",
-    "progress_message",
-    "current_file",
-    "nfiles",
-    "original_size",
-    "compressed_size",
-    "deduplicated_size",
-    "rate",
-    "eta",
-)
+TICK = 0.25  # seconds between looks at a running job's progress
 
 PassphraseSource = Callable[[RepoConfig], Awaitable[bytes | None]]
 SleepBlocker = Callable[[str], Any]  # an async context manager factory
+
+CANCEL = "cancel"
+SHUTDOWN = "shutdown"
+# Someone else settled the job first (a cancel, a race): the write is moot, not an error.
+LOST_RACE = (StaleState, IllegalTransition, NoSuchJob)
+STORE_RETRY_MAX = 5.0  # seconds between attempts to store an outcome (disk full, locked)
 
 
 @dataclass
@@ -66,8 +100,23 @@ class ActiveRun:
     repository_id: int
     job_type: JobType
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    handle: RunningProcess | None = None
-    stop_reason: str | None = None  # "cancel" | "shutdown"
+    handle: RunningProcess | None = None  # the hook or borg process running now
+    phase: str = "start"  # start | pre | borg | post
+    stop_reason: str | None = None  # CANCEL | SHUTDOWN
+    chain: list[int] = field(default_factory=list)  # chain jobs queued by this backup
+    check_due: bool = False  # this backup queued the "check every N backups" job
+
+
+@dataclass(frozen=True)
+class Final:
+    """A job's outcome, written when everything (post_command included) is done."""
+
+    status: JobStatus
+    fields: dict[str, Any]
+
+
+def _failed(message: str, **fields: Any) -> Final:
+    return Final(JobStatus.FAILED, {"message": message, **fields})
 
 
 @dataclass(frozen=True)
@@ -89,6 +138,7 @@ class Executor:
         max_parallel: int = 2,
         block_sleep: SleepBlocker | None = None,
         base_env: dict[str, str] | None = None,
+        hook_timeout: float = HOOK_TIMEOUT,
     ) -> None:
         self.store = store
         self.events = events
@@ -99,6 +149,7 @@ class Executor:
         self.max_parallel = max_parallel
         self.block_sleep = block_sleep
         self.base_env = dict(os.environ if base_env is None else base_env)
+        self.hook_timeout = hook_timeout
         self.active: dict[int, ActiveRun] = {}
         self._wake = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -117,9 +168,17 @@ class Executor:
             self._tg = tg
             task_status.started()
             while True:
-                self._dispatch(tg)
+                try:
+                    self._dispatch(tg)
+                except SQLAlchemyError as exc:  # the store is locked or its disk is full
+                    log.warning("executor.store_unavailable", error=_store_cause(exc))
+                    tg.start_soon(self._wake_later, 1.0)
                 await self._wake.wait()
                 self._wake = anyio.Event()
+
+    async def _wake_later(self, delay: float) -> None:
+        await anyio.sleep(delay)
+        self.wake()
 
     def _dispatch(self, tg: anyio.abc.TaskGroup) -> None:
         if not self._accepting:
@@ -141,17 +200,30 @@ class Executor:
         run = self.active.get(job_id)
         if run is None:
             return False
-        run.stop_reason = run.stop_reason or "cancel"
-        run.scope.cancel()
+        self._stop(run, CANCEL)
         return True
+
+    def _stop(self, run: ActiveRun, reason: str) -> None:
+        if run.phase == "post":
+            # borg is done and its outcome known: only the post_command runs, then the
+            # outcome is written.  A cancel changes nothing; a shutdown bounds the hook.
+            if reason == SHUTDOWN:
+                run.stop_reason = run.stop_reason or reason
+                if run.handle is not None and self._tg is not None:
+                    self._tg.start_soon(_stop_later, run.handle, SHUTDOWN_HOOK_TIMEOUT)
+            return
+        run.stop_reason = run.stop_reason or reason
+        if run.handle is not None and self._tg is not None:
+            request_stop(run.handle, self._tg)
+        else:
+            run.scope.cancel()
 
     async def shutdown(self) -> None:
         """Stop taking work; interrupt running borg (a create writes a checkpoint)."""
         self._accepting = False
         for run in list(self.active.values()):
-            run.stop_reason = "shutdown"
-            run.scope.cancel()
-        with anyio.move_on_after(25):
+            self._stop(run, SHUTDOWN)
+        with anyio.move_on_after(SHUTDOWN_WAIT):
             while self.active:
                 await anyio.sleep(0.05)
 
@@ -162,6 +234,10 @@ class Executor:
         changed = {"status": dst.value, **fields}
         self.events.job_changed(job_id, changed, row)
         return row
+
+    def _update(self, job_id: int, row: JobRow, **fields: Any) -> None:
+        self.store.jobs.update_fields(job_id, **fields)
+        self.events.job_changed(job_id, fields, {**row, **fields})
 
     async def _run(self, row: JobRow, run: ActiveRun) -> None:
         job_id = row["id"]
@@ -177,6 +253,8 @@ class Executor:
                     finished_at=self.clock(),
                     message=f"internal error in borgd: {exc}",
                 )
+            except LOST_RACE:
+                pass
             except Exception:
                 log.exception("job.cannot_record_failure")
         finally:
@@ -186,10 +264,7 @@ class Executor:
             self.wake()
 
     def _configs(self, row: JobRow) -> tuple[RepoConfig, ProfileConfig | None, JobRow | None]:
-        repo_row = self.store.catalog.repository_by_id(row["repository_id"])
-        from borgd.store.catalog import profile_config, repo_config
-
-        repo = repo_config(repo_row)
+        repo = repo_config(self.store.catalog.repository_by_id(row["repository_id"]))
         if not row["profile"]:
             return repo, None, None
         prow = self.store.catalog.profile(row["profile"])
@@ -211,29 +286,24 @@ class Executor:
             )
             return
         try:
-            self._change(job_id, JobStatus.RUNNING, started_at=self.clock(), log_path=str(path))
-        except StaleState:
+            row = self._change(
+                job_id, JobStatus.RUNNING, started_at=self.clock(), log_path=str(path)
+            )
+        except LOST_RACE:
             return  # cancelled meanwhile, or the repository is busy: nothing runs twice
+        except SQLAlchemyError as exc:
+            # The store cannot take the change (locked, disk full): the job stays queued
+            # and is tried again after a pause that keeps this lane free of a busy loop.
+            log.warning("job.cannot_start", error=_store_cause(exc))
+            await anyio.sleep(1.0)
+            return
         log.info("job.started", type=job_type.value, profile=row["profile"], repository=repo.name)
         jlog = joblog.JobLog(path)
         try:
             with run.scope:
                 await self._execute_running(row, run, repo, profile, prow, jlog)
-            if run.scope.cancelled_caught:
-                self._finish_stopped(row, run)
         finally:
             jlog.close()
-
-    def _finish_stopped(self, row: JobRow, run: ActiveRun) -> None:
-        """The scope was cancelled before an outcome was written."""
-        current = self.store.jobs.get(row["id"])
-        if current["status"] != JobStatus.RUNNING.value:
-            return
-        if run.stop_reason == "shutdown":
-            dst, message = JobStatus.INTERRUPTED, "interrupted: borgd stopped"
-        else:
-            dst, message = JobStatus.CANCELLED, "cancelled by request"
-        self._change(row["id"], dst, finished_at=self.clock(), message=message)
 
     async def _execute_running(
         self,
@@ -244,48 +314,166 @@ class Executor:
         prow: JobRow | None,
         jlog: joblog.JobLog,
     ) -> None:
-        job_id = row["id"]
-        job_type = JobType(row["type"])
-        hooks = profile is not None and job_type is JobType.BACKUP
-        outcome_status = JobStatus.FAILED
+        hooks = profile is not None and run.job_type is JobType.BACKUP
+        final: Final | None = None
         try:
-            if hooks and profile is not None and profile.pre_command:
-                rc = await self._hook("pre_command", profile.pre_command, row, jlog)
-                if rc == PRECONDITION_NOT_NOW:
-                    outcome_status = JobStatus.SKIPPED
-                    self._change(
-                        job_id,
-                        JobStatus.SKIPPED,
-                        finished_at=self.clock(),
-                        skip_reason=SkipReason.PRECONDITION.value,
-                        message="pre_command exited 75: not now",
-                    )
-                    return
-                if rc != 0:
-                    self._change(
-                        job_id,
-                        JobStatus.FAILED,
-                        finished_at=self.clock(),
-                        exit_code=rc,
-                        message=f"pre_command failed with exit code {rc}; borg did not run",
-                    )
-                    return
-            outcome_status = await self._run_borg(row, run, repo, profile, prow, jlog)
+            final = await self._body(row, run, repo, profile, prow, jlog)
+        except SQLAlchemyError as exc:  # the state disk is full, the store locked too long
+            cause = _store_cause(exc)
+            log.warning("job.store_error", error=cause)
+            final = _failed(f"borgd could not record the job's progress in its store: {cause}")
+        except Exception as exc:
+            log.exception("job.internal_error")
+            final = _failed(f"internal error in borgd: {exc}")
         finally:
-            if hooks and profile is not None and profile.post_command:
-                with anyio.CancelScope(shield=True):
-                    final = self.store.jobs.get(job_id)
-                    status = final["status"]
-                    if status == JobStatus.RUNNING.value:
-                        status = "interrupted" if run.stop_reason == "shutdown" else "cancelled"
-                    await self._hook(
-                        "post_command",
-                        profile.post_command,
-                        {**final, "status": status},
-                        jlog,
+            with anyio.CancelScope(shield=True):
+                if final is None:  # cancelled between processes
+                    final = self._stopped(run)
+                run.phase = "post"
+                run.handle = None
+                status = JobStatus.FAILED if final is None else final.status
+                if hooks and profile is not None and profile.post_command:
+                    try:
+                        await self._post_hook(row, run, profile.post_command, final, jlog)
+                    except Exception:  # never at the cost of recording the outcome
+                        log.exception("hook.post_command_error")
+                if final is not None:
+                    jlog.write(
+                        f"{final.status.value}: {final.fields.get('message', '')}",
+                        prefix="borgd: ",
                     )
-        if job_type is JobType.BACKUP and profile is not None and prow is not None:
-            self._after_backup(row, profile, prow, outcome_status)
+                    await self._record(row["id"], final)
+                if run.job_type is JobType.BACKUP and profile is not None and prow is not None:
+                    try:
+                        self._settle_chain(row, run, profile, status)
+                    except SQLAlchemyError as exc:
+                        log.warning("job.chain_not_settled", error=_store_cause(exc))
+
+    async def _body(
+        self,
+        row: JobRow,
+        run: ActiveRun,
+        repo: RepoConfig,
+        profile: ProfileConfig | None,
+        prow: JobRow | None,
+        jlog: joblog.JobLog,
+    ) -> Final:
+        if run.job_type is JobType.BACKUP and profile is not None and profile.pre_command:
+            run.phase = "pre"
+            result = await self._hook("pre_command", profile.pre_command, row, jlog, run=run)
+            rc = result.returncode
+            stopped = self._stopped(run) if result.stopped else None
+            if stopped is not None:
+                return stopped
+            if result.timed_out:
+                return _failed(
+                    f"pre_command timed out after {self.hook_timeout:g} s and was stopped; "
+                    "borg did not run",
+                    exit_code=rc,
+                )
+            if rc == PRECONDITION_NOT_NOW:
+                return Final(
+                    JobStatus.SKIPPED,
+                    {
+                        "exit_code": rc,
+                        "skip_reason": SkipReason.PRECONDITION.value,
+                        "message": "pre_command exited 75: not now",
+                    },
+                )
+            if rc != 0:
+                return _failed(
+                    f"pre_command failed with exit code {rc}; borg did not run", exit_code=rc
+                )
+        stopped = self._stopped(run)
+        if stopped is not None:
+            return stopped
+        run.phase = "borg"
+        return await self._run_borg(row, run, repo, profile, prow, jlog)
+
+    def _stopped(self, run: ActiveRun) -> Final | None:
+        """The outcome of a stop asked for while no process ran; None when none was asked."""
+        if run.stop_reason is None:
+            return None
+        if run.stop_reason == SHUTDOWN:
+            return Final(JobStatus.INTERRUPTED, {"message": "interrupted: borgd stopped"})
+        return Final(JobStatus.CANCELLED, {"message": "cancelled by request"})
+
+    async def _record(self, job_id: int, final: Final) -> None:
+        """Write the outcome: the job leaves `running` only when everything is done.
+
+        When the store cannot take it (its disk is full, another process locks it),
+        try again until it can, so the job never stays `running` for good; the message
+        then says so.  While borgd stops, give up after a few attempts: the row stays
+        `running` and crash recovery settles it at the next start.
+        """
+        delay, attempts = 0.5, 0
+        while True:
+            try:
+                self._change(job_id, final.status, finished_at=self.clock(), pid=0, **final.fields)
+            except LOST_RACE:
+                return
+            except SQLAlchemyError as exc:
+                attempts += 1
+                cause = _store_cause(exc)
+                log.warning("job.outcome_not_stored", error=cause, attempt=attempts)
+                if attempts == 1:
+                    note = f"(its outcome could not be stored at first: {cause})"
+                    message = final.fields.get("message") or ""
+                    final.fields["message"] = f"{message} {note}" if message else note
+                if not self._accepting and attempts >= 3:
+                    log.error("job.outcome_lost", error=cause)
+                    return
+                await anyio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+                continue
+            exit_code = final.fields.get("exit_code")
+            log.info("job.finished", status=final.status.value, exit_code=exit_code)
+            return
+
+    def _spec(
+        self, row: JobRow, repo: RepoConfig, profile: ProfileConfig | None
+    ) -> tuple[JobSpec, int] | str:
+        """The job's borg spec and the expected size (backup); a message when it cannot run."""
+        job_type = JobType(row["type"])
+        options = job_options_from(row["options"] or {})
+        archive_name = None
+        expected = 0
+        if job_type is JobType.BACKUP and profile is not None:
+            try:
+                archive_name = borg_argv.render_archive_name(
+                    profile.archive_template,
+                    profile=profile.name,
+                    hostname=_host.short,
+                    fqdn=_host.fqdn,
+                    user=_user(),
+                    now=datetime.now().astimezone(),
+                    uuid4=str(uuid.uuid4()),
+                    taken=self.store.jobs.archives_of_repository(row["repository_id"]),
+                )
+            except ValueError as exc:
+                return str(exc)
+            self._update(row["id"], row, archive=archive_name)
+            last = self.store.jobs.last_finished(
+                profile.name, ["backup"], ["succeeded", "warning"]
+            )
+            expected = int(last["original_size"]) if last else 0
+        if job_type is JobType.RESTORE:
+            opts = dict(row["options"] or {})
+            if profile is not None and not options.archive:
+                last = self.store.jobs.last_finished(
+                    profile.name, ["backup"], ["succeeded", "warning"]
+                )
+                if last is None or not last["archive"]:
+                    return "no archive to restore: this profile has no backup yet"
+                opts["archive"] = last["archive"]
+            if options.destination:
+                # Judge the folder borg will really write into, not a symlink's name.
+                opts["destination"] = os.path.realpath(options.destination)
+            options = job_options_from(opts)
+        spec = JobSpec(
+            type=job_type, repo=repo, profile=profile, options=options, archive_name=archive_name
+        )
+        return spec, expected
 
     async def _run_borg(
         self,
@@ -295,106 +483,112 @@ class Executor:
         profile: ProfileConfig | None,
         prow: JobRow | None,
         jlog: joblog.JobLog,
-    ) -> JobStatus:
+    ) -> Final:
         job_id = row["id"]
-        job_type = JobType(row["type"])
-        options = job_options_from(row["options"] or {})
-        archive_name = None
-        expected = 0
-        if job_type is JobType.BACKUP and profile is not None:
-            archive_name = borg_argv.render_archive_name(
-                profile.archive_template,
-                profile=profile.name,
-                hostname=_host.short,
-                fqdn=_host.fqdn,
-                user=_user(),
-                now=datetime.now().astimezone(),
-                uuid4=str(uuid.uuid4()),
-                taken=self.store.jobs.archives_of_repository(row["repository_id"]),
+        job_type = run.job_type
+        if job_type is JobType.BACKUP and profile is not None and prow is not None:
+            self._enqueue_chain(row, run, profile, prow)
+        if shutil.which(self.borg.path) is None:
+            return _failed(
+                f"borg was not found ({self.borg.path!r} is not an executable on PATH); "
+                "install BorgBackup, or start borgd with --borg PATH or $BORGD_BORG"
             )
-            self.store.jobs.update_fields(job_id, archive=archive_name)
-            last = self.store.jobs.last_finished(
-                profile.name, ["backup"], ["succeeded", "warning"]
-            )
-            expected = int(last["original_size"]) if last else 0
-        if job_type is JobType.RESTORE and profile is not None and not options.archive:
-            last = self.store.jobs.last_finished(
-                profile.name, ["backup"], ["succeeded", "warning"]
-            )
-            if last is None or not last["archive"]:
-                return self._fail(job_id, "no archive to restore: this profile has no backup yet")
-            options = job_options_from({**(row["options"] or {}), "archive": last["archive"]})
-        spec = JobSpec(
-            type=job_type, repo=repo, profile=profile, options=options, archive_name=archive_name
-        )
+        built = self._spec(row, repo, profile)
+        if isinstance(built, str):
+            return _failed(built)
+        spec, expected = built
         try:
             argv = borg_argv.build_argv(spec, borg=self.borg.path, version=self.borg.version)
             cwd = borg_argv.extract_cwd(spec) if job_type is JobType.RESTORE else None
         except ValueError as exc:
-            return self._fail(job_id, str(exc))
+            return _failed(str(exc))
         if cwd is not None:
             try:
                 os.makedirs(cwd, exist_ok=True)
             except OSError as exc:
-                return self._fail(job_id, f"cannot create the destination {cwd}: {exc}")
+                return _failed(f"cannot create the destination {cwd}: {exc}")
         passphrase = None
         if repo.has_passphrase:
             try:
                 passphrase = await self.passphrase(repo)
             except Exception as exc:
-                return self._fail(job_id, f"the passphrase is unavailable: {exc}")
+                return _failed(f"the passphrase is unavailable: {exc}")
             if passphrase is None:
-                return self._fail(
-                    job_id, f"no passphrase stored for repository {repo.name}; set it again"
-                )
+                return _failed(f"no passphrase stored for repository {repo.name}; set it again")
         env = borg_argv.borg_env(repo, self.base_env)
-        tracker = ProgressTracker(job_type, expected_size=expected)
-        publish = Throttle(PUBLISH_INTERVAL)
-        persist = Throttle(STORE_INTERVAL)
-        errors: list[str] = []
-        msgids: list[str] = []
-
-        def on_stderr(line: str) -> None:
-            jlog.write(line)
-            event = borg_output.parse_line(line)
-            if isinstance(event, borg_output.LogMessage):
-                if event.msgid:
-                    msgids.append(event.msgid)
-                if event.levelname in ("ERROR", "CRITICAL"):
-                    errors.append(event.message)
-            elif isinstance(event, borg_output.PlainLine) and event.text.strip():
-                errors.append(event.text.strip())
-            now = time.monotonic()
-            if tracker.feed(event, now) and publish.due(now):
-                fields = _progress_fields(tracker)
-                self.events.job_changed(job_id, fields, {**row, **fields})
-                if persist.due(now):
-                    self.store.jobs.update_fields(job_id, **fields)
+        phases = None
+        if job_type is JobType.CHECK:
+            o = spec.options
+            phases = check_phases(
+                repository_only=o.repository_only,
+                archives_only=o.archives_only,
+                verify_data=o.verify_data,
+            )
+        out = BorgOutput(
+            job_type, jlog, expected_size=expected, phases=phases, clock=time.monotonic
+        )
+        jlog.write(shlex.join(argv) + (f"  (in {cwd})" if cwd else ""), prefix="borgd: running ")
 
         def on_started(handle: RunningProcess) -> None:
             run.handle = handle
-            self.store.jobs.update_fields(job_id, pid=handle.pid, pid_start_time=handle.start_time)
+            try:
+                self.store.jobs.update_fields(
+                    job_id, pid=handle.pid, pid_start_time=handle.start_time
+                )
+            except SQLAlchemyError as exc:  # crash recovery will not find it; borg runs on
+                log.warning("job.pid_not_stored", error=_store_cause(exc))
+            if run.stop_reason and self._tg is not None:
+                request_stop(handle, self._tg)  # the stop came while borg was starting
 
         first = signal.SIGINT if job_type is JobType.BACKUP else signal.SIGTERM
-        async with self._sleep_block(job_type, profile):
-            result = await run_process(
-                argv,
-                env=env,
-                cwd=cwd,
-                passphrase=passphrase,
-                on_stderr=on_stderr,
-                on_stdout=jlog.write,
-                policy=StopPolicy(first=first),
-                on_started=on_started,
-            )
+        result: RunResult | None = None
+        spawn_error: OSError | None = None
+        async with self._sleep_block(job_type, profile), anyio.create_task_group() as tg:
+            tg.start_soon(self._publish_progress, row, out, jlog)
+            try:
+                result = await run_process(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    passphrase=passphrase,
+                    on_stderr=out.stderr,
+                    on_stdout=jlog.write,
+                    policy=StopPolicy(first=first),
+                    on_started=on_started,
+                )
+            except OSError as exc:  # borg vanished or is not executable: it never started
+                spawn_error = exc
+            finally:
+                run.handle = None
+                tg.cancel_scope.cancel()
+        if result is None:
+            return _failed(f"cannot run borg ({self.borg.path}): {spawn_error}")
+        return self._record_outcome(row, run, spec, result, out, jlog)
+
+    def _record_outcome(
+        self,
+        row: JobRow,
+        run: ActiveRun,
+        spec: JobSpec,
+        result: RunResult,
+        out: BorgOutput,
+        jlog: joblog.JobLog,
+    ) -> Final:
+        job_type = spec.type
         outcome = exit_codes.interpret_exit(
             result.returncode,
-            msgids=msgids,
-            last_error=errors[-1] if errors else None,
+            msgids=out.msgids,
+            last_error=out.last_error,
             job_type=job_type,
         )
-        stats: dict[str, Any] = _progress_fields(tracker)
-        archive = archive_name or ""
+        status, message = outcome.status, outcome.message
+        if result.stopped and run.stop_reason and result.returncode != 0:
+            if run.stop_reason == SHUTDOWN:
+                status, message = JobStatus.INTERRUPTED, f"interrupted: borgd stopped ({message})"
+            else:
+                status, message = JobStatus.CANCELLED, f"cancelled by request ({message})"
+        stats: dict[str, Any] = progress_fields(out.tracker.snapshot())
+        archive = spec.archive_name or ""
         if job_type is JobType.BACKUP:
             parsed = borg_output.parse_create_stdout(result.stdout)
             if parsed is not None:
@@ -406,27 +600,31 @@ class Executor:
                     nfiles=parsed.nfiles,
                     duration=parsed.duration,
                 )
-        if outcome.status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
-            stats.update(progress=1.0, eta=0)
-        message = outcome.message
+        elif job_type is JobType.RESTORE:
+            archive = spec.options.archive or ""
+        if status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
+            stats.update(progress=1.0, eta=0, progress_message="", current_file="")
         if jlog.failed:
             message += f" (the job log could not be written: {jlog.failed})"
-        self._change(
-            job_id,
-            outcome.status,
-            finished_at=self.clock(),
-            exit_code=result.returncode,
-            message=message,
-            archive=archive,
-            pid=0,
-            **stats,
+        return Final(
+            status,
+            {"exit_code": result.returncode, "message": message, "archive": archive, **stats},
         )
-        log.info("job.finished", status=outcome.status.value, exit_code=result.returncode)
-        return outcome.status
 
-    def _fail(self, job_id: int, message: str) -> JobStatus:
-        self._change(job_id, JobStatus.FAILED, finished_at=self.clock(), message=message)
-        return JobStatus.FAILED
+    async def _publish_progress(self, row: JobRow, out: BorgOutput, jlog: joblog.JobLog) -> None:
+        """Publish at most once a second and store at most every 2 s, only what changed."""
+        job_id = row["id"]
+        while True:
+            await anyio.sleep(TICK)
+            due = out.due(time.monotonic())
+            if due.publish is not None:
+                self.events.job_changed(job_id, due.publish, {**row, **due.publish})
+            if due.store is not None:
+                try:
+                    self.store.jobs.update_fields(job_id, **due.store)
+                except SQLAlchemyError as exc:  # progress is not worth stopping borg for
+                    log.warning("job.progress_not_stored", error=_store_cause(exc))
+            jlog.flush()
 
     def _sleep_block(self, job_type: JobType, profile: ProfileConfig | None) -> Any:
         if (
@@ -438,10 +636,21 @@ class Executor:
             return self.block_sleep(f"borgd: backup of {profile.name} running")
         return _nullcontext()
 
-    async def _hook(self, name: str, command: str, row: JobRow, jlog: joblog.JobLog) -> int:
-        """Run a profile hook through /bin/sh; job facts only in the environment."""
-        env = {k: v for k, v in self.base_env.items() if not k.startswith("BORG_PASS")}
-        env.pop("NOTIFY_SOCKET", None)
+    # -- hooks --------------------------------------------------------------
+
+    def hook_env(self, row: JobRow) -> dict[str, str]:
+        """The hook's environment: the daemon's, minus secrets and systemd's, plus job facts.
+
+        Job facts travel only here, never in the command text, so no value (an
+        archive name, a path) can ever be read by the shell as code.
+        """
+        env = {
+            k: v
+            for k, v in self.base_env.items()
+            if not k.startswith(("BORG_PASS", "BORG_NEW_PASS", "BORGD_"))
+            and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS")
+        }
+        exit_code = row.get("exit_code")
         env.update(
             BORGD_JOB_ID=str(row["id"]),
             BORGD_JOB_TYPE=str(row["type"]),
@@ -449,51 +658,95 @@ class Executor:
             BORGD_REPOSITORY=str(row["repository"]),
             BORGD_STATUS=str(row["status"]),
             BORGD_ARCHIVE=str(row.get("archive") or ""),
-            BORGD_EXIT_CODE=str(row.get("exit_code", -1)),
+            BORGD_EXIT_CODE=str(-1 if exit_code is None else exit_code),
         )
+        return env
+
+    async def _hook(
+        self,
+        name: str,
+        command: str,
+        row: JobRow,
+        jlog: joblog.JobLog,
+        *,
+        run: ActiveRun,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Run a profile hook through /bin/sh, as the user wrote it; job facts in the env."""
+        limit = self.hook_timeout if timeout is None else timeout
         jlog.write(f"running {name}", prefix="borgd: ")
-        result = await run_process(
-            ["/bin/sh", "-c", command],
-            env=env,
-            on_stderr=lambda line: jlog.write(line, prefix=f"{name}: "),
-            on_stdout=lambda line: jlog.write(line, prefix=f"{name}: "),
-            policy=StopPolicy(first=signal.SIGTERM, grace=5.0),
-            timeout=HOOK_TIMEOUT,
-        )
-        if result.stopped:
-            jlog.write(f"{name} timed out after {HOOK_TIMEOUT:.0f} s", prefix="borgd: ")
+
+        def on_started(handle: RunningProcess) -> None:
+            run.handle = handle
+            if run.stop_reason and run.phase != "post" and self._tg is not None:
+                request_stop(handle, self._tg)
+
+        try:
+            result = await run_process(
+                ["/bin/sh", "-c", command],
+                env=self.hook_env(row),
+                cwd=self.base_env.get("HOME") or "/",
+                on_stderr=lambda line: jlog.write(line, prefix=f"{name}: "),
+                on_stdout=lambda line: jlog.write(line, prefix=f"{name}: "),
+                policy=StopPolicy(first=signal.SIGTERM, grace=5.0, group=True),
+                timeout=limit,
+                on_started=on_started,
+            )
+        finally:
+            run.handle = None
+        if result.timed_out:
+            jlog.write(f"{name} timed out after {limit:g} s and was stopped", prefix="borgd: ")
         if result.returncode != 0:
             log.warning("hook.failed", hook=name, exit_code=result.returncode)
             jlog.write(f"{name} exited {result.returncode}", prefix="borgd: ")
-        return result.returncode
+        return result
+
+    async def _post_hook(
+        self,
+        row: JobRow,
+        run: ActiveRun,
+        command: str,
+        final: Final | None,
+        jlog: joblog.JobLog,
+    ) -> None:
+        """Run the post_command with the outcome; a failure is added to the job's message."""
+        current = self.store.jobs.get(row["id"])
+        if final is None:  # an internal error, recorded after this
+            facts = {**current, "status": JobStatus.FAILED.value}
+        else:
+            facts = {**current, "status": final.status.value, **final.fields}
+        timeout = self.hook_timeout
+        if run.stop_reason == SHUTDOWN:
+            timeout = min(timeout, SHUTDOWN_HOOK_TIMEOUT)
+        result = await self._hook("post_command", command, facts, jlog, run=run, timeout=timeout)
+        if result.returncode == 0 or final is None:
+            return
+        if result.timed_out:
+            what = f"post_command timed out after {timeout:g} s"
+        else:
+            what = f"post_command failed with exit code {result.returncode}"
+        message = final.fields.get("message") or ""
+        final.fields["message"] = f"{message}; {what}" if message else what
 
     # -- chains -------------------------------------------------------------
 
-    def _after_backup(
-        self, row: JobRow, profile: ProfileConfig, prow: JobRow, status: JobStatus
+    def _enqueue_chain(
+        self, row: JobRow, run: ActiveRun, profile: ProfileConfig, prow: JobRow
     ) -> None:
+        """Queue the post-backup tasks now: they run next in this lane if the backup succeeds."""
         tasks: list[JobType] = []
         if profile.prune_after and not profile.retention.is_empty:
             tasks.append(JobType.PRUNE)
         if profile.compact_after:
             tasks.append(JobType.COMPACT)
-        ok = status in (JobStatus.SUCCEEDED, JobStatus.WARNING)
-        if profile.check_every > 0:
-            count = int(prow["backups_since_check"]) + (1 if ok else 0)
-            if count >= profile.check_every:
-                tasks.append(JobType.CHECK)
-                if ok:
-                    count = 0
-            self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
-        if ok:
-            now = self.clock()
-            self.events.profile_changed(profile.name, {"last_success": now})
-        if not tasks:
-            return
+        if profile.check_every > 0 and int(prow["backups_since_check"]) + 1 >= profile.check_every:
+            tasks.append(JobType.CHECK)
+            run.check_due = True
         now = self.clock()
         for task in tasks:
-            base = dict(
+            job = self.store.jobs.create(
                 type=task.value,
+                status=JobStatus.QUEUED.value,
                 trigger=Trigger.CHAIN.value,
                 profile=row["profile"],
                 repository=row["repository"],
@@ -501,36 +754,55 @@ class Executor:
                 schedule_id=row["schedule_id"],
                 parent_id=row["id"],
                 created_at=now,
+                queued_at=now,
                 options={},
             )
-            if ok:
-                job = self.store.jobs.create(status=JobStatus.QUEUED.value, queued_at=now, **base)
-            elif status is JobStatus.FAILED:
-                job = self.store.jobs.create(
-                    status=JobStatus.SKIPPED.value,
-                    finished_at=now,
-                    skip_reason=SkipReason.PARENT_FAILED.value,
-                    message=f"backup job {row['id']} failed",
-                    **base,
-                )
-            else:
-                continue
+            run.chain.append(int(job["id"]))
             self.events.job_added(job)
 
+    def _settle_chain(
+        self, row: JobRow, run: ActiveRun, profile: ProfileConfig, status: JobStatus
+    ) -> None:
+        ok = status in (JobStatus.SUCCEEDED, JobStatus.WARNING)
+        if ok:
+            try:
+                prow = self.store.catalog.profile(profile.name)
+            except CatalogNotFound:
+                return  # removed while it ran; its chain runs or fails on its own
+            if profile.check_every > 0:
+                count = 0 if run.check_due else int(prow["backups_since_check"]) + 1
+                try:
+                    self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
+                except SQLAlchemyError as exc:
+                    log.warning("profile.check_count_not_stored", error=_store_cause(exc))
+            self.events.profile_changed(profile.name, {"last_success": self.clock()})
+            return
+        now = self.clock()
+        for chain_id in run.chain:
+            fields: dict[str, Any] = {"finished_at": now}
+            if status is JobStatus.CANCELLED:
+                dst = JobStatus.CANCELLED
+                fields["message"] = f"cancelled with its backup (job {row['id']})"
+            else:
+                dst = JobStatus.SKIPPED
+                fields["skip_reason"] = SkipReason.PARENT_FAILED.value
+                fields["message"] = f"its backup (job {row['id']}) {status.value}"
+            try:
+                self._change(chain_id, dst, expect=[JobStatus.QUEUED], **fields)
+            except LOST_RACE:
+                continue  # cancelled by hand meanwhile
+            except SQLAlchemyError as exc:
+                log.warning("job.chain_not_settled", chain_job=chain_id, error=_store_cause(exc))
 
-def _progress_fields(tracker: ProgressTracker) -> dict[str, Any]:
-    p = tracker.snapshot()
-    return {
-        "progress": p.fraction,
-        "progress_message": p.message,
-        "current_file": p.current_file,
-        "nfiles": p.nfiles,
-        "original_size": p.original_size,
-        "compressed_size": p.compressed_size,
-        "deduplicated_size": p.deduplicated_size,
-        "rate": p.rate,
-        "eta": p.eta,
-    }
+
+def _store_cause(exc: SQLAlchemyError) -> str:
+    """SQLite's own words (\"database or disk is full\", \"database is locked\"), one line."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+async def _stop_later(handle: RunningProcess, delay: float) -> None:
+    await anyio.sleep(delay)
+    await stop_process(handle)
 
 
 class _HostNames:

@@ -15,15 +15,20 @@ class JobLog:
     FLUSH_EVERY = 256
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.path = path
-        self._file: IO[str] = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
         self._pending = 0
-        self.failed: str | None = None
+        self.failed: str | None = None  # why the log is incomplete; the job runs on
+        self._file: IO[str] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:  # a file in the way, a read-only or full disk
+            self.failed = _describe(exc)
+            return
+        self._file = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
 
     def write(self, line: str, prefix: str = "") -> None:
-        if self.failed is not None:
+        if self.failed is not None or self._file is None:
             return
         try:
             self._file.write(prefix + line + "\n")
@@ -32,13 +37,33 @@ class JobLog:
                 self._file.flush()
                 self._pending = 0
         except OSError as exc:  # disk full, unwritable: the job goes on, the loss is said
-            self.failed = str(exc)
+            self.failed = _describe(exc)
+
+    def flush(self) -> None:
+        """Make what was written visible to GetJobLog (called with each progress tick)."""
+        if self.failed is not None or self._file is None or not self._pending:
+            return
+        try:
+            self._file.flush()
+            self._pending = 0
+        except OSError as exc:
+            self.failed = _describe(exc)
 
     def close(self) -> None:
+        if self._file is None:
+            return
         try:
             self._file.close()
         except OSError as exc:
-            self.failed = self.failed or str(exc)
+            self.failed = self.failed or _describe(exc)
+            with contextlib.suppress(OSError):
+                self._file.close()  # the buffer is gone; release the descriptor
+        self._file = None
+
+
+def _describe(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text
 
 
 def log_path(logs_dir: Path, job_id: int) -> Path:
@@ -49,9 +74,10 @@ def tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines (all when 0), read from the end so huge logs stay cheap."""
     try:
         size = path.stat().st_size
-    except FileNotFoundError:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError:  # never written (the log directory was unusable), or removed
         return []
-    with open(path, "rb") as f:
+    with f:
         if lines <= 0:
             return f.read().decode("utf-8", "replace").splitlines()
         block = 65536

@@ -1,8 +1,13 @@
 """Crash recovery at start: no job stays `running` after the daemon that ran it died.
 
 Each `running` row names a pid and that process's start time.  A borg of
-ours that outlived the daemon (it runs in its own session) is stopped; a
-pid now used by another process (same pid, other start time) is left alone.
+ours that outlived the daemon (it runs in its own session) is stopped (SIGINT
+first for a backup, so it writes a checkpoint); a pid now used by another
+process (same pid, other start time) is left alone.  The row becomes
+`interrupted`; a backup started by a schedule (or its catch-up) is queued
+again once, with trigger `recovery` (a manual or requeued run is the user's
+to repeat, and a recovery run is not repeated again); the post-backup tasks an
+interrupted backup had queued are skipped, as after a failed backup.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 import structlog
 
 from borgd.clock import Clock
-from borgd.core.jobs import JobStatus, JobType, Trigger
+from borgd.core.jobs import JobStatus, JobType, SkipReason, Trigger
 from borgd.events import Events
 from borgd.execution.runner import process_matches
 from borgd.store import Store
@@ -53,6 +58,7 @@ def _is_zombie(pid: int) -> bool:
 def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
     """Mark leftover running jobs interrupted; requeue scheduled backups once. Returns new jobs."""
     requeued: list[JobRow] = []
+    interrupted: set[int] = set()
     for row in store.jobs.with_status(JobStatus.RUNNING):
         if process_matches(row["pid"], row["pid_start_time"]):
             log.warning("recovery.stopping_orphan", job_id=row["id"], pid=row["pid"])
@@ -67,6 +73,7 @@ def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             )
         except StaleState:
             continue
+        interrupted.add(row["id"])
         log.warning("recovery.interrupted", job_id=row["id"], type=row["type"])
         if row["type"] == JobType.BACKUP.value and row["trigger"] in REQUEUE_TRIGGERS:
             now = clock()
@@ -85,4 +92,17 @@ def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             )
             requeued.append(job)
             events.job_added(job)
+    for row in store.jobs.with_status(JobStatus.QUEUED):
+        if row["trigger"] == Trigger.CHAIN.value and row["parent_id"] in interrupted:
+            try:
+                store.jobs.transition(
+                    row["id"],
+                    JobStatus.SKIPPED,
+                    expect=[JobStatus.QUEUED],
+                    finished_at=clock(),
+                    skip_reason=SkipReason.PARENT_FAILED.value,
+                    message=f"its backup (job {row['parent_id']}) was interrupted",
+                )
+            except StaleState:
+                continue
     return requeued

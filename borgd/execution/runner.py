@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 LineSink = Callable[[str], None]
 CHUNK = 65536
 MAX_LINE = 1 << 20  # a line longer than this is cut: borg never prints such lines
+DRAIN_GRACE = 2.0  # seconds to read what is left in the pipes after the process exited
 
 
 @dataclass
@@ -33,6 +34,9 @@ class StopPolicy:
     first: signal.Signals = signal.SIGTERM
     grace: float = 10.0  # after the first signal
     term_grace: float = 5.0  # after SIGTERM, before SIGKILL
+    # Signal the whole session the process leads (a hook and what it started), not
+    # just the process.  Never for borg: DESIGN says signal borg, not its group.
+    group: bool = False
 
 
 @dataclass
@@ -47,17 +51,22 @@ class RunningProcess:
     _stopper_started: bool = field(default=False, repr=False)
 
     def send(self, sig: signal.Signals) -> None:
-        """Signal the process itself, never its group: hooks' children are theirs to stop."""
+        """Signal the process (or, with `policy.group`, its process group)."""
         if self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if self.policy.group:
+                    # The process leads its own session and group (start_new_session).
+                    os.killpg(self.pid, sig)
+                else:
+                    os.kill(self.pid, sig)
 
 
 @dataclass(frozen=True)
 class RunResult:
     returncode: int
     stdout: str
-    stopped: bool  # the caller asked us to stop it
+    stopped: bool  # a stop was requested (cancel, shutdown or timeout) while it ran
+    timed_out: bool = False
 
 
 def process_start_time(pid: int) -> int:
@@ -130,16 +139,25 @@ async def run_process(
             on_stdout(line)
 
     try:
-        process = await anyio.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=child_env,
-            start_new_session=True,
-            pass_fds=pass_fds,
-        )
+        # Never cancelled half-way: asyncio would leave a half-made subprocess transport
+        # whose late clean-up closes file descriptors that are reused by then (seen under
+        # load as the D-Bus socket going away).  A stop that comes meanwhile is served by
+        # the first await after the spawn, with the handle in hand.
+        with anyio.CancelScope(shield=True):
+            process = await anyio.open_process(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=child_env,
+                start_new_session=True,
+                pass_fds=pass_fds,
+            )
+    except BaseException:
+        if write_fd >= 0:
+            os.close(write_fd)
+        raise
     finally:
         if read_fd >= 0:
             os.close(read_fd)
@@ -158,12 +176,29 @@ async def run_process(
         _process=process,
     )
     if on_started is not None:
-        on_started(handle)
+        try:
+            on_started(handle)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stop_process(handle)
+                await process.aclose()
+            raise
     timed_out = False
+    pumps_done = anyio.Event()
+    pending = [2]
+
+    async def pump(stream: anyio.abc.ByteReceiveStream | None, sink: LineSink) -> None:
+        try:
+            await _pump_lines(stream, sink)
+        finally:
+            pending[0] -= 1
+            if not pending[0]:
+                pumps_done.set()
+
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump_lines, process.stderr, on_stderr)
-            tg.start_soon(_pump_lines, process.stdout, collect)
+            tg.start_soon(pump, process.stderr, on_stderr)
+            tg.start_soon(pump, process.stdout, collect)
             if timeout is not None:
                 with anyio.move_on_after(timeout) as scope:
                     await process.wait()
@@ -171,6 +206,11 @@ async def run_process(
                     timed_out = True
                     await stop_process(handle)
             await process.wait()
+            # borg's pipes close when it exits; a hook may leave a background child that
+            # holds them open: read what is there, then stop waiting for the rest.
+            with anyio.move_on_after(DRAIN_GRACE):
+                await pumps_done.wait()
+            tg.cancel_scope.cancel()
     except BaseException:
         with anyio.CancelScope(shield=True):
             await stop_process(handle)
@@ -182,13 +222,16 @@ async def run_process(
         returncode=rc,
         stdout="\n".join(stdout_lines),
         stopped=handle.stop_requested or timed_out,
+        timed_out=timed_out,
     )
 
 
 async def stop_process(handle: RunningProcess) -> None:
     """First signal, then SIGTERM, then SIGKILL, each after a bounded wait."""
-    handle.stop_requested = True
     proc = handle._process
+    if proc.returncode is not None:
+        return  # it ended on its own: its outcome is its own, not a stop's
+    handle.stop_requested = True
     steps = (
         (handle.policy.first, handle.policy.grace),
         (signal.SIGTERM, handle.policy.term_grace),
