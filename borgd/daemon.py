@@ -35,6 +35,7 @@ from borgd.dbus.publisher import DbusPublisher
 from borgd.events import Events
 from borgd.execution.executor import BorgTool, Executor
 from borgd.execution.recovery import recover
+from borgd.execution.retention import Retention, retention_loop
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.service import Service
 from borgd.store import Store
@@ -166,6 +167,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="after a resume, remote repositories wait until the network has been up "
         "this long (default 10)",
+    )
+    parser.add_argument(
+        "--keep-jobs-days",
+        type=int,
+        default=180,
+        metavar="DAYS",
+        help="remove finished jobs and their logs after DAYS days (default 180)",
+    )
+    parser.add_argument(
+        "--keep-jobs",
+        type=int,
+        default=100,
+        metavar="N",
+        help="keep at most N finished jobs per profile (default 100)",
     )
     parser.add_argument("--version", action="version", version=f"borgd {__version__}")
     return parser.parse_args(argv)
@@ -316,6 +331,13 @@ class Daemon:
                 tg.start_soon(execution)
                 await tg.start(scheduling.run)
                 tg.start_soon(notifier.feed_watchdog)
+                tg.start_soon(
+                    retention_loop,
+                    store,
+                    paths.logs,
+                    clock,
+                    Retention(max(1, args.keep_jobs_days), max(1, args.keep_jobs)),
+                )
                 log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
                 notifier.ready(f"serving {BUS_NAME}")
                 async for signum in signals:

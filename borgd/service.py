@@ -17,7 +17,7 @@ from borgd import errors
 from borgd.clock import Clock
 from borgd.core import borg_argv
 from borgd.core.config import JobSpec, job_options_from, local_path
-from borgd.core.jobs import REQUEUEABLE, JobStatus, JobType, Trigger
+from borgd.core.jobs import REQUEUEABLE, IllegalTransition, JobStatus, JobType, Trigger
 from borgd.core.overdue import is_overdue
 from borgd.core.validation import (
     LIST_FILTER,
@@ -391,7 +391,7 @@ class Service:
                     finished_at=self.clock(),
                     message="cancelled by request",
                 )
-            except StaleState:
+            except (StaleState, IllegalTransition):
                 return self.cancel_job(job_id)  # it moved on meanwhile: cancel what it is now
             self.events.job_changed(
                 job_id, {"status": "cancelled", "finished_at": new["finished_at"]}, new

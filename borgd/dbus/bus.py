@@ -9,6 +9,7 @@ the generic UnknownMethod.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from dbus_fast import Message, MessageType
@@ -19,7 +20,36 @@ MANAGER_PATH = "/org/borgd1"
 OM = "org.freedesktop.DBus.ObjectManager"
 
 
+class _EagainIsAShortWrite:
+    """The bus socket as dbus-fast's writer sees it, with EAGAIN turned into "0 bytes sent".
+
+    dbus-fast 5.2 treats BlockingIOError from send() as fatal and drops the
+    connection, so a burst of signals to slow clients (a full socket buffer)
+    would cut borgd off the bus.  A short write makes its writer wait for the
+    socket to become writable instead, which it already does for partial sends.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class BorgdBus(MessageBus):
+    async def connect(self) -> BorgdBus:
+        await super().connect()
+        writer = getattr(self, "_writer", None)
+        if writer is not None and isinstance(getattr(writer, "sock", None), socket.socket):
+            writer.sock = _EagainIsAShortWrite(writer.sock)
+        return self
+
     def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:
         if not path.startswith(MANAGER_PATH + "/"):
             return

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import structlog
 from dbus_fast import DBusError
+from sqlalchemy.exc import OperationalError
 
 from borgd import errors
 from borgd.core.jobs import IllegalTransition
@@ -36,6 +37,12 @@ def to_dbus_error(exc: BaseException) -> DBusError:
         return DBusError(errors.AlreadyExists.dbus_name, str(exc))
     if isinstance(exc, (StaleState, IllegalTransition)):
         return DBusError(errors.InvalidState.dbus_name, str(exc))
+    if isinstance(exc, OperationalError):  # disk full, store locked: nothing was changed
+        log.error("store.unavailable", error=str(exc.orig))
+        return DBusError(
+            errors.Unavailable.dbus_name,
+            f"the store cannot be written now ({exc.orig}); nothing was changed",
+        )
     log.exception("dbus.internal_error", exc_info=exc)
     return DBusError(
         errors.Unavailable.dbus_name,

@@ -4,8 +4,9 @@ Each `running` row names a pid and that process's start time.  A borg of
 ours that outlived the daemon (it runs in its own session) is stopped (SIGINT
 first for a backup, so it writes a checkpoint); a pid now used by another
 process (same pid, other start time) is left alone.  The row becomes
-`interrupted`; a backup started by a schedule (or its catch-up) is queued
-again once, with trigger `recovery` (a manual or requeued run is the user's
+`interrupted`; a backup started by a schedule (or its catch-up) that a crash
+or a clean stop interrupted is queued again once, with trigger `recovery`
+(a manual or requeued run is the user's
 to repeat, and a recovery run is not repeated again); the post-backup tasks an
 interrupted backup had queued are skipped, as after a failed backup.
 """
@@ -75,7 +76,13 @@ def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             continue
         interrupted.add(row["id"])
         log.warning("recovery.interrupted", job_id=row["id"], type=row["type"])
-        if row["type"] == JobType.BACKUP.value and row["trigger"] in REQUEUE_TRIGGERS:
+    # Scheduled backups interrupted by this crash, or by a clean stop before it, run again once.
+    for row in store.jobs.with_status(JobStatus.INTERRUPTED):
+        if (
+            row["type"] == JobType.BACKUP.value
+            and row["trigger"] in REQUEUE_TRIGGERS
+            and not store.jobs.was_requeued(row["id"])
+        ):
             now = clock()
             job = store.jobs.create(
                 type=row["type"],
@@ -92,6 +99,7 @@ def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             )
             requeued.append(job)
             events.job_added(job)
+        interrupted.add(row["id"])
     for row in store.jobs.with_status(JobStatus.QUEUED):
         if row["trigger"] == Trigger.CHAIN.value and row["parent_id"] in interrupted:
             try:

@@ -213,6 +213,16 @@ class JobStore:
             )
             return {r[0] for r in rows}
 
+    def was_requeued(self, job_id: int) -> bool:
+        """Some job names this one as requeued_from (a requeue or a recovery)."""
+        with self._engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(JOBS.c.id).where(JOBS.c.requeued_from == job_id).limit(1)
+                ).scalar_one_or_none()
+                is not None
+            )
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(JOBS)).scalar_one())

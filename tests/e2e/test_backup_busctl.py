@@ -158,3 +158,32 @@ def test_sigterm_during_backup_interrupts_with_checkpoint(
     assert after["status"] == "interrupted"
     assert "borgd stopped" in after["message"]
     assert os.stat(session_env.state_dir / "borgd.sqlite3").st_mode & 0o777 == 0o600
+
+
+def test_scheduled_backup_stopped_cleanly_runs_again_after_restart(start_borgd, busctl, tmp_path):
+    daemon = start_borgd()
+    source = tmp_path / "big"
+    source.mkdir()
+    for i in range(300):
+        with open(source / f"sparse-{i}.img", "wb") as f:
+            f.truncate(200 * 1024**2)
+    init_repo(busctl, "main", tmp_path / "repo")
+    busctl("AddProfile", "ssasa{sv}", "big", "main", 1, str(source), 0)
+    busctl("AddSchedule", "sssa{sv}", "big", "backup", "*:*:0/2", 0)
+    running = wait_until(
+        lambda: busctl("ListJobs", "a{sv}", 2, "status", "s", "running", "type", "s", "backup"),
+        20,
+        "the scheduled backup to run",
+    )[0]
+    assert running["trigger"] == "schedule"
+    assert daemon.stop() == 0
+
+    start_borgd()
+    assert job(busctl, running["id"])["status"] == "interrupted"
+    again = wait_until(
+        lambda: [j for j in busctl("ListJobs", "a{sv}", 0) if j["requeued_from"] == running["id"]],
+        10,
+        "a recovery job",
+    )
+    assert len(again) == 1 and again[0]["trigger"] == "recovery"
+    assert again[0]["schedule_id"] == running["schedule_id"]
