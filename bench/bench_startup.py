@@ -143,7 +143,7 @@ def body(args, cleanup: h.Cleanup) -> int:
         f"{wall([h.PYTHON, '-c', 'import borgd.daemon'], 3):.3f} s",
     )
     borg = shutil.which("borg", path=h.VENV_BIN) or "borg"
-    table.add("  borg --version (run before READY)", f"{wall([borg, '--version'], 3):.3f} s")
+    table.add("  borg --version (asked after READY)", f"{wall([borg, '--version'], 3):.3f} s")
     table.print()
 
     total, ranked = import_offenders()

@@ -587,7 +587,7 @@ class Executor:
                 status, message = JobStatus.INTERRUPTED, f"interrupted: borgd stopped ({message})"
             else:
                 status, message = JobStatus.CANCELLED, f"cancelled by request ({message})"
-        stats: dict[str, Any] = progress_fields(out.tracker.snapshot())
+        stats: dict[str, Any] = progress_fields(out.snapshot)
         archive = spec.archive_name or ""
         if job_type is JobType.BACKUP:
             parsed = borg_output.parse_create_stdout(result.stdout)

@@ -9,6 +9,11 @@ most once per `publish_every` seconds with the fields to publish, and at most
 once per `store_every` seconds with the fields to store.  A change that was
 published but not yet stored is stored at the next store slot, so the store
 never keeps a stale snapshot for long.
+
+Consecutive unfinished ``progress_percent`` lines (one per segment) each
+replace the last, so only the newest is parsed — when progress is asked for,
+or when any other line arrives.  Finished lines, which end a phase, are always
+parsed in order.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ PUBLISH_EVERY = 1.0  # seconds: "progress at most once a second per job"
 STORE_EVERY = 2.0  # seconds
 
 _ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+_PERCENT = '"type": "progress_percent"'
+_FINISHED = '"finished": true'
 
 
 def progress_fields(p: Progress) -> dict[str, Any]:
@@ -74,12 +81,31 @@ class BorgOutput:
         self._store = Throttle(store_every)
         self._unpublished = False
         self._unstored = False
+        self._pending: str | None = None  # the newest unparsed progress_percent line
         self.lines = 0
 
     def stderr(self, line: str) -> None:
         self.lines += 1
         if self._jlog is not None:
             self._jlog.write(line)
+        if _PERCENT in line and _FINISHED not in line:
+            self._pending = line
+            return
+        self.flush()
+        self._handle(line)
+
+    def flush(self) -> None:
+        """Fold the pending progress line into the tracker."""
+        if self._pending is not None:
+            line, self._pending = self._pending, None
+            self._handle(line)
+
+    @property
+    def snapshot(self) -> Progress:
+        self.flush()
+        return self.tracker.snapshot()
+
+    def _handle(self, line: str) -> None:
         event = parse_line(line)
         kind = type(event)
         if kind is LogMessage:
@@ -106,6 +132,7 @@ class BorgOutput:
         return self._last_error or self._last_warning or self._last_plain
 
     def due(self, now: float) -> Due:
+        self.flush()
         publish = self._unpublished and self._publish.due(now)
         store = self._unstored and self._store.due(now)
         if not (publish or store):
