@@ -338,14 +338,38 @@ class Daemon:
                     clock,
                     Retention(max(1, args.keep_jobs_days), max(1, args.keep_jobs)),
                 )
+                stop = anyio.Event()
+                bus_lost: list[str] = []
+
+                async def on_signal() -> None:
+                    async for signum in signals:
+                        log.info("borgd.stopping", signal=signal.Signals(signum).name)
+                        stop.set()
+                        return
+
+                async def on_bus_lost() -> None:
+                    # Without the bus nobody can see or steer us: stop, and let
+                    # systemd (Restart=on-failure) or D-Bus activation start us again.
+                    try:
+                        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+                        why = "the connection was closed"
+                    except Exception as exc:
+                        why = str(exc) or type(exc).__name__
+                    bus_lost.append(why)
+                    log.error("bus.lost", reason=why)
+                    stop.set()
+
+                tg.start_soon(on_signal)
+                tg.start_soon(on_bus_lost)
                 log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
                 notifier.ready(f"serving {BUS_NAME}")
-                async for signum in signals:
-                    log.info("borgd.stopping", signal=signal.Signals(signum).name)
-                    break
+                await stop.wait()
                 notifier.stopping()
                 await executor.shutdown()
                 tg.cancel_scope.cancel()
+        if bus_lost:
+            print(f"borgd: lost the session bus ({bus_lost[0]}); exiting", file=sys.stderr)
+            return 1
         with anyio.move_on_after(2):
             try:
                 await bus.release_name(BUS_NAME)
