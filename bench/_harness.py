@@ -382,6 +382,9 @@ class Borgd:
         env: dict[str, str] | None = None,
         tag: str = "borgd",
     ) -> None:
+        if "--keep-jobs" not in args:
+            # The benchmarks seed large histories; job retention would prune them.
+            args = ("--keep-jobs", "10000000", *args)
         self.notify = NotifySocket(session.root / f"{tag}.notify")
         cleanup.callback(self.notify.close)
         self.log_path = session.root / f"{tag}.log"

@@ -91,7 +91,9 @@ async def retention_loop(
     """Expire at start, then once a day (see the module docstring)."""
     while True:
         try:
-            expire_jobs(store, logs_dir, clock(), retention)
+            # In a worker thread: a first expiry over a long history (tens of
+            # thousands of rows and files) must not stall the bus.
+            await anyio.to_thread.run_sync(expire_jobs, store, logs_dir, clock(), retention)
         except Exception:
             log.exception("retention.failed")
         await anyio.sleep(interval)
