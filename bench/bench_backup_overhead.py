@@ -192,6 +192,33 @@ def direct(
     return took, float(json.loads(res.stdout)["archive"]["duration"])
 
 
+def borgmatic_path() -> str | None:
+    """borgmatic, when installed into the bench environment (`pip install borgmatic`)."""
+    return shutil.which("borgmatic", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
+def via_borgmatic(
+    borgmatic: str, borg: str, repo: Path, source: Path, tmp: Path, env: dict[str, str]
+) -> float:
+    """Seconds one `borgmatic create` of the same source into the same repository took."""
+    config = tmp / "borgmatic.yaml"
+    config.write_text(
+        f"source_directories:\n    - {source}\n"
+        f"repositories:\n    - path: {repo}\n      label: bench\n"
+        f"archive_name_format: 'borgmatic-{{now:%Y-%m-%dT%H:%M:%S.%f}}'\n"
+        f"local_path: {borg}\n"
+    )
+    start = time.perf_counter()
+    res = subprocess.run(
+        [borgmatic, "--config", str(config), "create"],
+        env=env, capture_output=True, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    took = time.perf_counter() - start
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr.decode(errors="replace")[-2000:])
+    return took
+
+
 def fresh_repo(borg: str, repo: Path, env: dict[str, str]) -> None:
     shutil.rmtree(repo, ignore_errors=True)
     subprocess.run([borg, "init", "-e", "none", str(repo)], env=env, check=True,
@@ -240,10 +267,14 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         await daemon.manager("AddProfile", "ssasa{sv}", "bench", "bench", [str(source)], {})
         a_times: list[float] = []
         b_times: list[float] = []
+        c_times: list[float] = []
+        borgmatic = borgmatic_path()
+        sides = ("A", "B", "C") if borgmatic else ("A", "B")
         b_borg: list[float] = []
         phases: list[tuple[float, float, float]] = []
         for i in range(args.runs + 1):  # run 0 of each warms the caches and is not counted
-            for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            # Rotate the order (A B C, B C A, C A B) so no side always runs first.
+            for side in sides[i % len(sides) :] + sides[: i % len(sides)]:
                 if not args.unchanged:
                     fresh_repo(borg, repo, borg_side)
                 if side == "A":
@@ -257,17 +288,28 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
                                 job["duration"],
                             )
                         )
-                else:
+                elif side == "B":
                     took, borg_duration = direct(borg, repo, f"direct-{i}", source, borg_side)
                     if i:
                         b_times.append(took)
                         b_borg.append(borg_duration)
+                else:
+                    assert borgmatic is not None
+                    took = via_borgmatic(borgmatic, borg, repo, source, tmp, borg_side)
+                    if i:
+                        c_times.append(took)
         a, b = statistics.median(a_times), statistics.median(b_times)
         mode = "unchanged re-backup into one repository" if args.unchanged else "fresh repository"
-        print(f"backup of {args.files} files ({mode}), {args.runs} runs each, alternated")
+        print(f"backup of {args.files} files ({mode}), {args.runs} runs each, order rotated")
         print(f"  A through borgd: median {a:.3f} s  {[round(t, 3) for t in a_times]}")
         print(f"  B borg directly: median {b:.3f} s  {[round(t, 3) for t in b_times]}")
         print(f"  ratio A/B: {a / b:.3f} (target <= 1.05); A - B = {1000 * (a - b):.0f} ms")
+        if c_times:
+            c = statistics.median(c_times)
+            print(f"  C borgmatic:     median {c:.3f} s  {[round(t, 3) for t in c_times]}")
+            print(f"  ratio C/B: {c / b:.3f}; borgd below borgmatic: {'yes' if a < c else 'NO'}")
+        else:
+            print("  C borgmatic: not installed (pip install borgmatic into .venv to compare)")
         q, run, dur = (statistics.median(x) for x in zip(*phases, strict=True))
         print(
             f"  borgd's view (medians): queued→started {1000 * q:.1f} ms, "
