@@ -17,27 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import borg_binary, borg_json, wait_until
+from tests.e2e.jobs_helpers import asv
 
 FINISHED = frozenset({"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"})
 LIVE = frozenset({"scheduled", "queued", "running"})
 Busctl = Callable[..., Any]
-
-
-def asv(**options: Any) -> list[Any]:
-    """Python values as busctl's ``a{sv}`` arguments: str → s, bool → b, list → as,
-    (signature, value) for anything else."""
-    out: list[Any] = [len(options)]
-    for key, value in options.items():
-        if isinstance(value, bool):
-            out += [key, "b", "true" if value else "false"]
-        elif isinstance(value, str):
-            out += [key, "s", value]
-        elif isinstance(value, list):
-            out += [key, "as", len(value), *value]
-        else:
-            sig, val = value
-            out += [key, sig, val]
-    return out
 
 
 def get_job(busctl: Busctl, job_id: int) -> dict[str, Any]:
