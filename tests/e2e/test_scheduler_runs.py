@@ -170,10 +170,11 @@ def test_pause_skips_inside_survives_a_restart_and_expires(
 ):
     daemon = start_borgd()
     setup_profile(busctl, session_env)
-    sid = add_schedule(busctl, "docs", "*:*:0/2")
     out = borgctl("pause", "--for", "5s")
     assert out.returncode == 0, out.stderr
     paused_at = now_us()
+    # Added after the pause began, so no occurrence can run before it takes effect.
+    sid = add_schedule(busctl, "docs", "*:*:0/2")
     until = prop(busctl, "PausedUntil")
     assert prop(busctl, "Paused") is True
     assert paused_at < until <= paused_at + 5 * S
