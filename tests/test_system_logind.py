@@ -17,30 +17,13 @@ from dbusmock.testcase import BusType, PrivateDBus
 
 import dbus
 from borgd.system.logind import DELAY_WHY, STATE_NOT_STARTED, SleepMonitor
+from tests.mock_buses import module_bus
 
 MANAGER_IFACE = "org.freedesktop.login1.Manager"
 ADDRESS_VAR = "DBUS_SYSTEM_BUS_ADDRESS"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def system_bus() -> Iterator[PrivateDBus]:
-    """A private system bus for this module; the previous address is restored after."""
-    saved = os.environ.get(ADDRESS_VAR)
-    bus = PrivateDBus(BusType.SYSTEM)
-    bus.start()  # sets DBUS_SYSTEM_BUS_ADDRESS, which dbusmock's spawn helpers read
-    try:
-        yield bus
-    finally:
-        bus.stop()
-        if saved is None:
-            os.environ.pop(ADDRESS_VAR, None)
-        else:
-            os.environ[ADDRESS_VAR] = saved
+system_bus = module_bus(BusType.SYSTEM)
 
 
 @pytest.fixture

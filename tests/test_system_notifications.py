@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,30 +15,12 @@ from dbusmock.testcase import BusType, PrivateDBus
 
 import dbus
 from borgd.system.notifications import Notifier
+from tests.mock_buses import module_bus
 
-ADDRESS_VAR = "DBUS_SESSION_BUS_ADDRESS"
 NOTIFICATIONS = "org.freedesktop.Notifications"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def session_bus() -> Iterator[PrivateDBus]:
-    """A private session bus for this module; the previous address is restored after."""
-    saved = os.environ.get(ADDRESS_VAR)
-    bus = PrivateDBus(BusType.SESSION)
-    bus.start()  # sets DBUS_SESSION_BUS_ADDRESS, which dbusmock's spawn helpers read
-    try:
-        yield bus
-    finally:
-        bus.stop()
-        if saved is None:
-            os.environ.pop(ADDRESS_VAR, None)
-        else:
-            os.environ[ADDRESS_VAR] = saved
+session_bus = module_bus(BusType.SESSION)
 
 
 def spawn_daemon() -> SpawnedMock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,32 +15,14 @@ from dbusmock.testcase import BusType, PrivateDBus
 
 import dbus
 from borgd.system.power import NetworkMonitor, PowerMonitor
+from tests.mock_buses import module_bus
 
-ADDRESS_VAR = "DBUS_SYSTEM_BUS_ADDRESS"
 UPOWER = "org.freedesktop.UPower"
 NM = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def system_bus() -> Iterator[PrivateDBus]:
-    """A private system bus for this module; the previous address is restored after."""
-    saved = os.environ.get(ADDRESS_VAR)
-    bus = PrivateDBus(BusType.SYSTEM)
-    bus.start()  # sets DBUS_SYSTEM_BUS_ADDRESS, which dbusmock's spawn helpers read
-    try:
-        yield bus
-    finally:
-        bus.stop()
-        if saved is None:
-            os.environ.pop(ADDRESS_VAR, None)
-        else:
-            os.environ[ADDRESS_VAR] = saved
+system_bus = module_bus(BusType.SYSTEM)
 
 
 @pytest.fixture

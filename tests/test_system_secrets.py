@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,17 +33,13 @@ from dbusmock.testcase import BusType as MockBusType
 from dbusmock.testcase import PrivateDBus
 
 from borgd.system.secrets import SecretStore, SecretUnavailable
+from tests.mock_buses import module_bus
 
 PASSPHRASE = b"correct horse battery staple \xc3\xa9"
 BASE = "/org/freedesktop/secrets"
 COLLECTION = f"{BASE}/collection/login"
 
 SecretStruct = Annotated[list[Any], DBusSignature("(oayays)")]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # -- a fake org.freedesktop.secrets --------------------------------------------
@@ -181,19 +177,7 @@ class FakeService(ServiceInterface):
         return COLLECTION if name == "default" else "/"
 
 
-@pytest.fixture(scope="module")
-def session_bus() -> Iterator[PrivateDBus]:
-    saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    bus = PrivateDBus(MockBusType.SESSION)
-    bus.start()
-    try:
-        yield bus
-    finally:
-        bus.stop()
-        if saved is None:
-            os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        else:
-            os.environ["DBUS_SESSION_BUS_ADDRESS"] = saved
+session_bus = module_bus(MockBusType.SESSION)
 
 
 @pytest.fixture
