@@ -22,7 +22,8 @@ import structlog
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
 
-from borgd.system.power import PROPERTIES_IFACE, PROPERTIES_NODE, SystemServiceWatcher
+from borgd.system.freedesktop import PROPERTIES_IFACE, PROPERTIES_NODE
+from borgd.system.power import SystemServiceWatcher
 
 TIMEDATE_NAME = "org.freedesktop.timedate1"
 TIMEDATE_PATH = "/org/freedesktop/timedate1"

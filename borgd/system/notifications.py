@@ -20,6 +20,8 @@ from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
+from borgd.system.freedesktop import ABSENT_ERRORS
+
 NOTIFY_NAME = "org.freedesktop.Notifications"
 NOTIFY_PATH = "/org/freedesktop/Notifications"
 
@@ -50,13 +52,6 @@ NOTIFY_XML = """
 </node>
 """
 NOTIFY_NODE = Node.parse(NOTIFY_XML)
-
-ABSENT_ERRORS = frozenset(
-    {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-    }
-)
 
 
 def _log() -> Any:

@@ -21,65 +21,20 @@ from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
+from borgd.system.freedesktop import (
+    ABSENT_ERRORS,
+    DBUS_NAME,
+    DBUS_NODE,
+    DBUS_PATH,
+    PROPERTIES_IFACE,
+    PROPERTIES_NODE,
+)
+
 
 def _log() -> Any:
     # Looked up at each use: a logger cached at import time would ignore a
     # later structlog.configure() (and structlog.testing.capture_logs).
     return structlog.get_logger(__name__)
-
-
-DBUS_NAME = "org.freedesktop.DBus"
-DBUS_PATH = "/org/freedesktop/DBus"
-PROPERTIES_IFACE = "org.freedesktop.DBus.Properties"
-
-# Static introspection data: the mocks used in tests list no signals, and a
-# service that is not running yet cannot be introspected at all.
-DBUS_XML = """
-<node>
-  <interface name="org.freedesktop.DBus">
-    <method name="NameHasOwner">
-      <arg direction="in" type="s"/>
-      <arg direction="out" type="b"/>
-    </method>
-    <signal name="NameOwnerChanged">
-      <arg type="s"/>
-      <arg type="s"/>
-      <arg type="s"/>
-    </signal>
-  </interface>
-</node>
-"""
-DBUS_NODE = Node.parse(DBUS_XML)
-
-PROPERTIES_XML = """
-<node>
-  <interface name="org.freedesktop.DBus.Properties">
-    <method name="Get">
-      <arg direction="in" type="s"/>
-      <arg direction="in" type="s"/>
-      <arg direction="out" type="v"/>
-    </method>
-    <method name="GetAll">
-      <arg direction="in" type="s"/>
-      <arg direction="out" type="a{sv}"/>
-    </method>
-    <signal name="PropertiesChanged">
-      <arg type="s"/>
-      <arg type="a{sv}"/>
-      <arg type="as"/>
-    </signal>
-  </interface>
-</node>
-"""
-PROPERTIES_NODE = Node.parse(PROPERTIES_XML)
-
-# Errors that mean "nobody owns that name and it cannot be activated".
-ABSENT_ERRORS = frozenset(
-    {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-    }
-)
 
 
 class ServiceAbsent(Exception):

@@ -36,6 +36,8 @@ from dbus_fast import DBusError, Variant
 from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
+from borgd.system.freedesktop import ABSENT_ERRORS, DBUS_NAME, DBUS_NODE, DBUS_PATH
+
 SECRETS_NAME = "org.freedesktop.secrets"
 SECRETS_PATH = "/org/freedesktop/secrets"
 SERVICE_IFACE = "org.freedesktop.Secret.Service"
@@ -51,25 +53,8 @@ NO_PATH = "/"
 BACKEND_SECRET_SERVICE = "secret-service"
 BACKEND_FILE = "file"
 
-ABSENT_ERRORS = frozenset(
-    {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-    }
-)
 LOCKED_ERROR = "org.freedesktop.Secret.Error.IsLocked"
 
-DBUS_XML = """
-<node>
-  <interface name="org.freedesktop.DBus">
-    <method name="NameHasOwner">
-      <arg direction="in" type="s"/>
-      <arg direction="out" type="b"/>
-    </method>
-  </interface>
-</node>
-"""
-DBUS_NODE = Node.parse(DBUS_XML)
 
 SERVICE_XML = """
 <node>
@@ -227,9 +212,9 @@ class SecretStore:
         bus = self._bus
         if bus is None or not bus.connected:
             return BACKEND_FILE
-        dbus = bus.get_proxy_object(
-            "org.freedesktop.DBus", "/org/freedesktop/DBus", DBUS_NODE
-        ).get_interface("org.freedesktop.DBus")
+        dbus = bus.get_proxy_object(DBUS_NAME, DBUS_PATH, DBUS_NODE).get_interface(
+            "org.freedesktop.DBus"
+        )
         try:
             with anyio.fail_after(self.call_timeout):
                 owned = await dbus.call_name_has_owner(SECRETS_NAME)  # type: ignore[attr-defined]
