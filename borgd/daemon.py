@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from borgd.events import Events
 from borgd.execution.executor import BorgTool, Executor
 from borgd.execution.recovery import recover
 from borgd.execution.retention import Retention, retention_loop
+from borgd.execution.runner import program_version
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.service import Service
 from borgd.store import Store
@@ -101,23 +100,7 @@ def find_borg(explicit: str | None) -> BorgTool:
     """`--borg`, else $BORGD_BORG, else `borg` on PATH; its version asked once."""
     candidate = explicit or os.environ.get("BORGD_BORG") or "borg"
     path = shutil.which(candidate) or candidate
-    try:
-        out = subprocess.run(
-            [path, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        ).stdout
-    except OSError as exc:
-        log.error("borg.missing", borg=candidate, error=str(exc))
-        return BorgTool(path=path, version=(0, 0, 0))
-    match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
-    version = (
-        (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else (0, 0, 0)
-    )
-    return BorgTool(path=path, version=version)
+    return BorgTool(path=path, version=program_version(path) or (0, 0, 0))
 
 
 def _notify_kinds(text: str) -> frozenset[str]:

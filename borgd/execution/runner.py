@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -253,3 +254,26 @@ def request_stop(handle: RunningProcess, tg: anyio.abc.TaskGroup) -> None:
         return
     handle._stopper_started = True
     tg.start_soon(stop_process, handle)
+
+
+def program_version(path: str, timeout: float = 30) -> tuple[int, int, int] | None:
+    """`PATH --version` as (major, minor, patch); None when it cannot be run.
+
+    Blocking: callers run it in a worker thread.
+    """
+    try:
+        out = subprocess.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.error("program.not_runnable", program=path, error=str(exc))
+        return None
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))

@@ -69,3 +69,14 @@ def test_store_and_core_never_import_dbus_or_the_daemon():
             assert not any(
                 n.startswith(("borgd.dbus", "borgd.daemon", "dbus_fast")) for n in names
             ), path
+
+
+def test_only_the_runner_starts_processes():
+    runner = ROOT / "borgd" / "execution" / "runner.py"
+    starters = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "borgd").rglob("*.py")
+        if path != runner
+        and ("subprocess" in imported(path) or "open_process" in path.read_text())
+    }
+    assert starters == set()
