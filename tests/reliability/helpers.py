@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import re
 import subprocess
 from collections import defaultdict
@@ -101,31 +100,6 @@ def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     fields = _stat(pid)
     return fields is not None and fields[0] != b"Z"
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields is not None and int(fields[1]) == pid and fields[0] != b"Z":
-                found.append(int(entry))
-    return found
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def borg_children(pid: int) -> list[int]:
-    return [c for c in children(pid) if any(Path(a).name == "borg" for a in cmdline(c)[:2])]
-
-
-# -- invariants ----------------------------------------------------------------------
 
 
 def overlapping_runs(jobs: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:

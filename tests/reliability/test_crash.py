@@ -28,13 +28,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_tree, wait_until
+from tests.e2e.jobs_helpers import borg_children
 from tests.reliability.helpers import (
     FINISHED,
     add_profile,
     alive,
     all_jobs,
     archive_problems,
-    borg_children,
     borg_env,
     borg_run,
     chain_violations,

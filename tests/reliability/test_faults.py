@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BusctlError, make_tree, wait_until
+from tests.e2e.jobs_helpers import children
 from tests.reliability.helpers import (
     FINISHED,
     add_profile,
     all_jobs,
-    children,
     get_job,
     init_repo,
     start_job,

@@ -31,10 +31,10 @@ from dbusmock import MOCK_IFACE, SpawnedMock
 
 import dbus
 from tests.conftest import make_tree, wait_until
+from tests.e2e.jobs_helpers import children
 from tests.reliability.helpers import (
     add_profile,
     all_jobs,
-    children,
     init_repo,
     intents_per_schedule,
     internal_errors,
