@@ -41,23 +41,12 @@ from dbus_fast.aio import MessageBus
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _harness as h  # noqa: E402
+
 from borgd.core.borg_argv import borg_env  # noqa: E402
 from borgd.core.config import RepoConfig  # noqa: E402
 
 FINISHED = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 
 
 def borg_path() -> str:
@@ -65,19 +54,6 @@ def borg_path() -> str:
     if not found:
         sys.exit("borg not found: run scripts/bootstrap.sh --test")
     return found
-
-
-def start_bus(tmp: Path, name: str) -> tuple[subprocess.Popen[str], str]:
-    config = tmp / f"{name}.conf"
-    config.write_text(BUS_CONFIG.format(dir=tmp))
-    proc = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
 
 
 def make_tree(root: Path, files: int, size: int = 10_000) -> None:
@@ -230,12 +206,11 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
     home = tmp / "home"
     for sub in ("state", "config", "cache", "runtime"):
         (home / sub).mkdir(parents=True)
-    procs = []
     bus_dir = tmp / "bus"
     bus_dir.mkdir()
-    session, session_addr = start_bus(bus_dir, "session")
-    system, system_addr = start_bus(bus_dir, "system")
-    procs += [session, system]
+    buses = h.Cleanup()
+    session_addr = h.start_dbus_daemon(bus_dir, "session", buses)
+    system_addr = h.start_dbus_daemon(bus_dir, "system", buses)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -320,9 +295,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         print(f"  fastest runs: A {min(a_times):.3f} s, B {min(b_times):.3f} s")
     finally:
         daemon.stop()
-        for proc in procs:
-            proc.terminate()
-            proc.wait(5)
+        buses.close()
 
 
 def main() -> None:
