@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import re
 import shutil
 import signal
 import sys
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from borgd.execution.runner import program_version
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.service import Service
 from borgd.store import Store
-from borgd.store.engine import StoreUnavailable
+from borgd.store.engine import StoreUnavailable, StoreUnusable
 from borgd.system.sdnotify import SystemdNotifier
 from borgd.system.secrets import SecretStore
 
@@ -74,6 +76,27 @@ class Paths:
 
 class AlreadyRunning(Exception):
     pass
+
+
+START_LOCK_WAIT_S = 10.0  # a store locked by another process at start: wait this long
+
+
+def open_store(path: Path, notifier: SystemdNotifier) -> Store:
+    """Open (and migrate) the store; a lock held elsewhere is waited out for a while.
+
+    Anything else that makes it unusable (corrupt, from a newer borgd) is final:
+    the caller exits with the one-line reason, and the file is left as it is.
+    """
+    deadline = time.monotonic() + START_LOCK_WAIT_S
+    while True:
+        try:
+            return Store.open(path)
+        except StoreUnusable as exc:
+            text = str(exc)
+            if not re.search(r"locked|busy", text) or time.monotonic() >= deadline:
+                raise
+            notifier.status(f"waiting for the store: {text}")
+            time.sleep(0.25)
 
 
 def lock_state_dir(paths: Paths) -> IO[str]:
@@ -181,24 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"borgd: cannot use the state directory {paths.state}: {exc}", file=sys.stderr)
         return 1
+    notifier = SystemdNotifier()
     try:
-        store = Store.open(paths.store)
+        store = open_store(paths.store, notifier)
     except StoreUnavailable as exc:
         print(f"borgd: {exc}", file=sys.stderr)
         return 1
     try:
-        return anyio.run(Daemon(args, paths, store).run, backend="asyncio")
+        return anyio.run(Daemon(args, paths, store, notifier).run, backend="asyncio")
     finally:
         store.close()
         lock.close()
 
 
 class Daemon:
-    def __init__(self, args: argparse.Namespace, paths: Paths, store: Store) -> None:
+    def __init__(
+        self, args: argparse.Namespace, paths: Paths, store: Store, notifier: SystemdNotifier
+    ) -> None:
         self.args = args
         self.paths = paths
         self.store = store
-        self.notifier = SystemdNotifier()
+        self.notifier = notifier
 
     async def run(self) -> int:
         notifier = self.notifier
@@ -269,7 +295,13 @@ class Daemon:
         service.on_repositories_changed = scheduling.secret_watcher.kick
 
         notifier.status("recovering")
-        recovered = recover(store, events, clock)
+        while True:
+            try:
+                recovered = await recover(store, events, clock)
+                break
+            except StoreUnavailable:
+                notifier.status(f"recovering; the store is {store.health.state}")
+                await anyio.sleep(1.0)  # the store's own prober starts with the loops
         if recovered:
             log.info("recovery.requeued", jobs=[j["id"] for j in recovered])
 
@@ -291,6 +323,12 @@ class Daemon:
                 events.manager_changed({"ActiveJobs": n})
 
         executor.on_active_changed = active_changed
+
+        def store_health_changed(state: str) -> None:
+            events.manager_changed({"StoreHealth": state})
+            notifier.status(f"serving {BUS_NAME}" if state == "ok" else f"store {state}")
+
+        store.health.subscribe(store_health_changed)
 
         try:
             reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -314,6 +352,7 @@ class Daemon:
                 tg.start_soon(execution)
                 await tg.start(scheduling.run)
                 tg.start_soon(notifier.feed_watchdog)
+                tg.start_soon(store.watch_health)
                 tg.start_soon(
                     retention_loop,
                     store,

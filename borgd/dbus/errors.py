@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import structlog
 from dbus_fast import DBusError
-from sqlalchemy.exc import OperationalError
 
 from borgd import errors
 from borgd.core.jobs import IllegalTransition
 from borgd.store.catalog import Conflict, NotFound
+from borgd.store.engine import StoreUnavailable
 from borgd.store.jobs import NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
@@ -37,11 +37,11 @@ def to_dbus_error(exc: BaseException) -> DBusError:
         return DBusError(errors.AlreadyExists.dbus_name, str(exc))
     if isinstance(exc, (StaleState, IllegalTransition)):
         return DBusError(errors.InvalidState.dbus_name, str(exc))
-    if isinstance(exc, OperationalError):  # disk full, store locked: nothing was changed
-        log.error("store.unavailable", error=str(exc.orig))
+    if isinstance(exc, StoreUnavailable):  # locked elsewhere, disk full: the health logs it
         return DBusError(
             errors.Unavailable.dbus_name,
-            f"the store cannot be written now ({exc.orig}); nothing was changed",
+            f"borgd's store cannot be used now ({exc.cause}); "
+            "try again later (the StoreHealth property says when it is back)",
         )
     log.exception("dbus.internal_error", exc_info=exc)
     return DBusError(

@@ -245,6 +245,10 @@ class ManagerInterface(ServiceInterface):
     def NextRun(self) -> T:
         return self._scheduler.next_run
 
+    @dbus_property(access=PropertyAccess.READ)
+    def StoreHealth(self) -> S:
+        return self._service.store.health.state
+
     # -- signals ------------------------------------------------------------
 
     @dbus_signal()

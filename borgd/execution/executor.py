@@ -35,6 +35,7 @@ cancelled instead.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shlex
@@ -48,12 +49,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from borgd.clock import Clock
 from borgd.core import borg_argv, borg_output, exit_codes
@@ -74,6 +74,7 @@ from borgd.execution.runner import (
 from borgd.store import Store
 from borgd.store.catalog import NotFound as CatalogNotFound
 from borgd.store.catalog import profile_config, repo_config
+from borgd.store.engine import StoreUnavailable, store_cause
 from borgd.store.jobs import JobRow, NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
@@ -84,6 +85,7 @@ SHUTDOWN_WAIT = 25.0
 PRECONDITION_NOT_NOW = 75  # borgmatic's and sysexits' EX_TEMPFAIL: "not now"
 TICK = 0.25  # seconds between looks at a running job's progress
 
+T = TypeVar("T")
 PassphraseSource = Callable[[RepoConfig], Awaitable[bytes | None]]
 SleepBlocker = Callable[[str], Any]  # an async context manager factory
 
@@ -91,7 +93,6 @@ CANCEL = "cancel"
 SHUTDOWN = "shutdown"
 # Someone else settled the job first (a cancel, a race): the write is moot, not an error.
 LOST_RACE = (StaleState, IllegalTransition, NoSuchJob)
-STORE_RETRY_MAX = 5.0  # seconds between attempts to store an outcome (disk full, locked)
 
 
 @dataclass
@@ -170,15 +171,24 @@ class Executor:
             while True:
                 try:
                     self._dispatch(tg)
-                except SQLAlchemyError as exc:  # the store is locked or its disk is full
-                    log.warning("executor.store_unavailable", error=_store_cause(exc))
-                    tg.start_soon(self._wake_later, 1.0)
+                except StoreUnavailable:  # locked elsewhere, disk full: the store's health tells
+                    tg.start_soon(self._wake_when_store_recovers)
                 await self._wake.wait()
                 self._wake = anyio.Event()
 
-    async def _wake_later(self, delay: float) -> None:
-        await anyio.sleep(delay)
+    async def _wake_when_store_recovers(self) -> None:
+        await self.store.health.wait_recovered()
         self.wake()
+
+    async def _retrying(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (a store step before or after borg), again whenever the store
+        was unavailable, once it recovers: a job waits for its store, it never fails
+        for it.  A cancel or shutdown ends the wait through the job's scope."""
+        while True:
+            try:
+                return fn(*args)
+            except StoreUnavailable:
+                await self.store.health.wait_recovered()
 
     def _dispatch(self, tg: anyio.abc.TaskGroup) -> None:
         if not self._accepting:
@@ -291,11 +301,10 @@ class Executor:
             )
         except LOST_RACE:
             return  # cancelled meanwhile, or the repository is busy: nothing runs twice
-        except SQLAlchemyError as exc:
+        except StoreUnavailable:
             # The store cannot take the change (locked, disk full): the job stays queued
-            # and is tried again after a pause that keeps this lane free of a busy loop.
-            log.warning("job.cannot_start", error=_store_cause(exc))
-            await anyio.sleep(1.0)
+            # and is tried again once the store takes writes again.
+            await self.store.health.wait_recovered()
             return
         log.info("job.started", type=job_type.value, profile=row["profile"], repository=repo.name)
         jlog = joblog.JobLog(path)
@@ -318,10 +327,8 @@ class Executor:
         final: Final | None = None
         try:
             final = await self._body(row, run, repo, profile, prow, jlog)
-        except SQLAlchemyError as exc:  # the state disk is full, the store locked too long
-            cause = _store_cause(exc)
-            log.warning("job.store_error", error=cause)
-            final = _failed(f"borgd could not record the job's progress in its store: {cause}")
+        except StoreUnavailable as exc:  # a store step outside `_retrying`
+            final = _failed(f"borgd could not record the job in its store: {store_cause(exc)}")
         except Exception as exc:
             log.exception("job.internal_error")
             final = _failed(f"internal error in borgd: {exc}")
@@ -344,10 +351,9 @@ class Executor:
                     )
                     await self._record(row["id"], final)
                 if run.job_type is JobType.BACKUP and profile is not None and prow is not None:
-                    try:
-                        self._settle_chain(row, run, profile, status)
-                    except SQLAlchemyError as exc:
-                        log.warning("job.chain_not_settled", error=_store_cause(exc))
+                    await self._until_stored(
+                        "chain", lambda: self._settle_chain(row, run, profile, status)
+                    )
 
     async def _body(
         self,
@@ -402,33 +408,48 @@ class Executor:
         """Write the outcome: the job leaves `running` only when everything is done.
 
         When the store cannot take it (its disk is full, another process locks it),
-        try again until it can, so the job never stays `running` for good; the message
-        then says so.  While borgd stops, give up after a few attempts: the row stays
-        `running` and crash recovery settles it at the next start.
+        the outcome waits until it can, so the job never stays `running` for good;
+        the message then says so.  While borgd stops it gives up after a few
+        attempts: the row stays `running` and crash recovery settles it at the next
+        start.
         """
-        delay, attempts = 0.5, 0
-        while True:
+        noted = False
+
+        def write() -> None:
+            nonlocal noted
             try:
                 self._change(job_id, final.status, finished_at=self.clock(), pid=0, **final.fields)
             except LOST_RACE:
                 return
-            except SQLAlchemyError as exc:
-                attempts += 1
-                cause = _store_cause(exc)
-                log.warning("job.outcome_not_stored", error=cause, attempt=attempts)
-                if attempts == 1:
-                    note = f"(its outcome could not be stored at first: {cause})"
+            except StoreUnavailable as exc:
+                if not noted:
+                    noted = True
+                    note = f"(its outcome could not be stored at first: {store_cause(exc)})"
                     message = final.fields.get("message") or ""
                     final.fields["message"] = f"{message} {note}" if message else note
+                raise
+            log.info(
+                "job.finished", status=final.status.value, exit_code=final.fields.get("exit_code")
+            )
+
+        await self._until_stored("outcome", write)
+
+    async def _until_stored(self, what: str, write: Callable[[], None]) -> None:
+        """Run a store write until it commits; give up after three tries while borgd stops."""
+        attempts = 0
+        while True:
+            try:
+                write()
+                return
+            except StoreUnavailable as exc:
+                attempts += 1
                 if not self._accepting and attempts >= 3:
-                    log.error("job.outcome_lost", error=cause)
+                    log.error("job.not_stored", what=what, error=store_cause(exc))
                     return
-                await anyio.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
-                continue
-            exit_code = final.fields.get("exit_code")
-            log.info("job.finished", status=final.status.value, exit_code=exit_code)
-            return
+            if self._accepting:
+                await self.store.health.wait_recovered()
+            else:
+                await anyio.sleep(0.5)
 
     def _spec(
         self, row: JobRow, repo: RepoConfig, profile: ProfileConfig | None
@@ -487,13 +508,13 @@ class Executor:
         job_id = row["id"]
         job_type = run.job_type
         if job_type is JobType.BACKUP and profile is not None and prow is not None:
-            self._enqueue_chain(row, run, profile, prow)
+            await self._retrying(self._enqueue_chain, row, run, profile, prow)
         if shutil.which(self.borg.path) is None:
             return _failed(
                 f"borg was not found ({self.borg.path!r} is not an executable on PATH); "
                 "install BorgBackup, or start borgd with --borg PATH or $BORGD_BORG"
             )
-        built = self._spec(row, repo, profile)
+        built = await self._retrying(self._spec, row, repo, profile)
         if isinstance(built, str):
             return _failed(built)
         spec, expected = built
@@ -535,8 +556,8 @@ class Executor:
                 self.store.jobs.update_fields(
                     job_id, pid=handle.pid, pid_start_time=handle.start_time
                 )
-            except SQLAlchemyError as exc:  # crash recovery will not find it; borg runs on
-                log.warning("job.pid_not_stored", error=_store_cause(exc))
+            except StoreUnavailable as exc:  # crash recovery will not find it; borg runs on
+                log.warning("job.pid_not_stored", error=store_cause(exc))
             if run.stop_reason and self._tg is not None:
                 request_stop(handle, self._tg)  # the stop came while borg was starting
 
@@ -620,10 +641,9 @@ class Executor:
             if due.publish is not None:
                 self.events.job_changed(job_id, due.publish, {**row, **due.publish})
             if due.store is not None:
-                try:
+                # Progress is not worth stopping borg for: a store outage skips a write.
+                with contextlib.suppress(StoreUnavailable):
                     self.store.jobs.update_fields(job_id, **due.store)
-                except SQLAlchemyError as exc:  # progress is not worth stopping borg for
-                    log.warning("job.progress_not_stored", error=_store_cause(exc))
             jlog.flush()
 
     def _sleep_block(self, job_type: JobType, profile: ProfileConfig | None) -> Any:
@@ -743,7 +763,7 @@ class Executor:
             tasks.append(JobType.CHECK)
             run.check_due = True
         now = self.clock()
-        for task in tasks:
+        for task in tasks[len(run.chain) :]:  # a retry after a store outage goes on
             job = self.store.jobs.create(
                 type=task.value,
                 status=JobStatus.QUEUED.value,
@@ -771,10 +791,7 @@ class Executor:
                 return  # removed while it ran; its chain runs or fails on its own
             if profile.check_every > 0:
                 count = 0 if run.check_due else int(prow["backups_since_check"]) + 1
-                try:
-                    self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
-                except SQLAlchemyError as exc:
-                    log.warning("profile.check_count_not_stored", error=_store_cause(exc))
+                self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
             self.events.profile_changed(profile.name, {"last_success": self.clock()})
             return
         now = self.clock()
@@ -791,13 +808,6 @@ class Executor:
                 self._change(chain_id, dst, expect=[JobStatus.QUEUED], **fields)
             except LOST_RACE:
                 continue  # cancelled by hand meanwhile
-            except SQLAlchemyError as exc:
-                log.warning("job.chain_not_settled", chain_job=chain_id, error=_store_cause(exc))
-
-
-def _store_cause(exc: SQLAlchemyError) -> str:
-    """SQLite's own words (\"database or disk is full\", \"database is locked\"), one line."""
-    return " ".join(str(getattr(exc, "orig", None) or exc).split())
 
 
 async def _stop_later(handle: RunningProcess, delay: float) -> None:

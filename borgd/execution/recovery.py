@@ -17,6 +17,7 @@ import os
 import signal
 import time
 
+import anyio
 import structlog
 
 from borgd.clock import Clock
@@ -31,7 +32,8 @@ log = structlog.get_logger(__name__)
 REQUEUE_TRIGGERS = frozenset({Trigger.SCHEDULE.value, Trigger.CATCH_UP.value})
 
 
-def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
+async def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
+    """Signal, then wait (without blocking the event loop: the bus is served meanwhile)."""
     first = signal.SIGINT if job_type == JobType.BACKUP.value else signal.SIGTERM
     for sig, grace in ((first, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         if not process_matches(pid, start_time):
@@ -44,7 +46,7 @@ def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
         while time.monotonic() < deadline:
             if not process_matches(pid, start_time) or _is_zombie(pid):
                 return
-            time.sleep(0.05)
+            await anyio.sleep(0.05)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -56,14 +58,14 @@ def _is_zombie(pid: int) -> bool:
     return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] == b"Z"
 
 
-def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
+async def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
     """Mark leftover running jobs interrupted; requeue scheduled backups once. Returns new jobs."""
     requeued: list[JobRow] = []
     interrupted: set[int] = set()
     for row in store.jobs.with_status(JobStatus.RUNNING):
         if process_matches(row["pid"], row["pid_start_time"]):
             log.warning("recovery.stopping_orphan", job_id=row["id"], pid=row["pid"])
-            _stop_orphan(row["pid"], row["pid_start_time"], row["type"])
+            await _stop_orphan(row["pid"], row["pid_start_time"], row["type"])
         try:
             store.jobs.transition(
                 row["id"],

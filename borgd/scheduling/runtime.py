@@ -32,6 +32,7 @@ from borgd.scheduling.secretwatch import SecretWatcher
 from borgd.scheduling.timer import make_timer
 from borgd.scheduling.tzwatch import TimezoneWatcher
 from borgd.store import Store
+from borgd.store.health import keep_running
 from borgd.system.logind import SleepMonitor
 from borgd.system.notifications import KINDS, Notifier
 from borgd.system.power import NetworkMonitor, PowerMonitor
@@ -76,6 +77,7 @@ class Scheduling:
         settings: SchedulingSettings = SchedulingSettings(),
     ) -> None:
         self.events = events
+        self.store = store
         self.conditions = conditions = Conditions()
         self.scheduler = scheduler = Scheduler(
             store=store,
@@ -126,7 +128,7 @@ class Scheduling:
 
     def profiles_changed(self) -> None:
         """A profile was added, changed or removed (its schedules may be gone)."""
-        self.scheduler.reconcile()
+        self.scheduler.reconcile_soon()
         self.overdue.poke()
 
     def block_sleep(self, why: str) -> AbstractAsyncContextManager[bool]:
@@ -138,7 +140,7 @@ class Scheduling:
     ) -> None:
         async with anyio.create_task_group() as tg:
             for task in self._tasks():
-                tg.start_soon(task)
+                tg.start_soon(keep_running, task.__qualname__, task, self.store.health)
             task_status.started()
 
     def _tasks(self) -> Iterable[Callable[[], Any]]:

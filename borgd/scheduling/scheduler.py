@@ -62,6 +62,7 @@ from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
 from borgd.store.catalog import SCHEDULES, NotFound
+from borgd.store.engine import StoreUnavailable
 from borgd.store.jobs import JOBS, IntentStore, JobRow, StaleState
 
 log = structlog.get_logger(__name__)
@@ -178,7 +179,7 @@ class Scheduler:
         }
         schedule_id = self.store.catalog.add_schedule(values)
         log.info("schedule.added", schedule_id=schedule_id, profile=profile, spec=spec)
-        self.reconcile(fresh=[schedule_id])
+        self.reconcile_soon(fresh=[schedule_id])
         return schedule_id
 
     def _schedule(self, schedule_id: int) -> dict[str, Any]:
@@ -204,7 +205,7 @@ class Scheduler:
             self._drop_intent(schedule_id, "the schedule was changed", SkipReason.SCHEDULE_REMOVED)
             fresh.append(schedule_id)
         log.info("schedule.updated", schedule_id=schedule_id, changed=sorted(opts))
-        self.reconcile(fresh=fresh)
+        self.reconcile_soon(fresh=fresh)
 
     def remove_schedule(self, schedule_id: int) -> None:
         self._schedule(schedule_id)
@@ -212,7 +213,7 @@ class Scheduler:
         self.store.catalog.remove_schedule(schedule_id)
         self._specs.pop(schedule_id, None)
         log.info("schedule.removed", schedule_id=schedule_id)
-        self.reconcile()
+        self.reconcile_soon()
 
     def list_schedules(self) -> list[dict[str, Any]]:
         profiles = {p["id"]: p["name"] for p in self.store.catalog.profiles()}
@@ -305,8 +306,16 @@ class Scheduler:
         reason: Woke | None = None
         while True:
             since = self.waker.generation
-            await self._refresh_if_due()
-            deadline = self.step(reason)
+            try:
+                await self._refresh_if_due()
+                deadline = self.step(reason)
+            except StoreUnavailable:
+                # Each intent settles in one transaction: what was done stays done, the
+                # rest is handled once the store takes writes again.  Nothing is lost,
+                # and an occurrence that fell due meanwhile runs then (or is caught up).
+                await self.store.health.wait_recovered()
+                reason = Woke.POKE
+                continue
             if reason is not None and reason is not Woke.POKE:
                 self.timer_wakeups += 1
                 if not self._acted:
@@ -499,6 +508,14 @@ class Scheduler:
         self._reconcile(self.clock() if now is None else now, fresh=frozenset(fresh))
         self._follow_repositories()
         self.poke()
+
+    def reconcile_soon(self, *, fresh: Iterable[int] = ()) -> None:
+        """Reconcile after a change the caller has stored already: if the store fails
+        now, the loop reconciles once it is back (the change itself is kept)."""
+        try:
+            self.reconcile(fresh=fresh)
+        except StoreUnavailable:
+            self.poke()
 
     def _follow_repositories(self) -> None:
         """A profile moved to another repository: its intents show (and queue on) the new one."""
@@ -915,8 +932,11 @@ class Scheduler:
 
     async def before_sleep(self) -> None:
         """Everything is in the store already; make sure the WAL is on disk."""
-        with self.store.engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            with self.store.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except StoreUnavailable:
+            return  # the WAL is durable as it is; the health has said why
         log.info("scheduler.persisted", why="sleep")
 
     async def after_resume(self) -> None:

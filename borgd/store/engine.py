@@ -1,20 +1,36 @@
-"""Open the SQLite store: file mode 0600, WAL, foreign keys, busy timeout, migrations."""
+"""Open the SQLite store: file mode 0600, WAL, foreign keys, busy timeout, migrations.
+
+Every store failure at run time (another process holds the write lock, the
+disk is full, I/O fails, the file is no database any more) leaves the engine
+as one exception, :class:`StoreUnavailable`, and is reported to the store's
+:class:`~borgd.store.health.StoreHealth`.  The busy timeout is short because
+store calls run on the event loop: a lock held elsewhere must turn into
+"unavailable, try again" within the loop's 50 ms budget, never into a stall.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import IntegrityError
 
+from borgd.store.health import StoreHealth, StoreUnavailable, StoreUnusable
 from borgd.store.migrations import migrate
 
-BUSY_TIMEOUT_MS = 5000
+# Our own writers are all on the event loop; only another process waits us out.
+BUSY_TIMEOUT_MS = 25
 
 
-class StoreUnavailable(RuntimeError):
-    """The store cannot be opened (corrupt, locked, unwritable)."""
+def store_cause(exc: BaseException) -> str:
+    """SQLite's own words ("database is locked", "database or disk is full"), one line."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.cause
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
 
 
 def _create_private_file(path: Path) -> None:
@@ -37,7 +53,26 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_engine(path: Path | str) -> Engine:
+__all__ = ["StoreUnavailable", "StoreUnusable", "open_engine", "probe_write", "store_cause"]
+
+
+def _report_errors(health: StoreHealth) -> Any:
+    def on_error(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        if isinstance(context.sqlalchemy_exception, IntegrityError):
+            return None  # a constraint said no: the caller's business, not an outage
+        if not isinstance(original, Exception) or not type(original).__module__.startswith(
+            "sqlite3"
+        ):
+            return None
+        cause = store_cause(original)
+        health.failed(cause)
+        return StoreUnavailable(cause)
+
+    return on_error
+
+
+def open_engine(path: Path | str, health: StoreHealth | None = None) -> Engine:
     """An engine on `path` (or ':memory:') with the schema migrated to the latest version."""
     if str(path) != ":memory:":
         _create_private_file(Path(path))
@@ -52,5 +87,16 @@ def open_engine(path: Path | str) -> Engine:
     except Exception as exc:
         engine.dispose()
         cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line, no URL
-        raise StoreUnavailable(f"cannot open the store {path}: {cause}") from exc
+        raise StoreUnusable(f"cannot open the store {path}: {cause}") from exc
+    if health is not None:
+        event.listen(engine, "handle_error", _report_errors(health))
     return engine
+
+
+def probe_write(engine: Engine) -> None:
+    """A real write that commits: does the store take writes again (lock, disk space)?"""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES ('store_probe', ?)",
+            (str(time.time_ns()),),
+        )

@@ -7,19 +7,17 @@ they need no repository.
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from borgd.clock import wall_us
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
 from borgd.execution.executor import BorgTool, Executor
-from borgd.store import Store
+from borgd.store import Store, StoreUnavailable
 from borgd.system.secrets import SecretUnavailable, _locked_message
 
 pytestmark = pytest.mark.anyio
@@ -239,13 +237,14 @@ async def test_an_outcome_the_store_refuses_is_stored_once_it_can(store, tmp_pat
     def full_disk(job: int, dst: JobStatus, **fields: Any) -> Any:
         if dst is JobStatus.SKIPPED and len(refusals) < 2:
             refusals.append(dst)
-            raise OperationalError(
-                "UPDATE jobs …", {}, sqlite3.OperationalError("database or disk is full")
-            )
+            # What the engine does with SQLite's error: tell the health, raise ours.
+            store.health.failed("database or disk is full")
+            raise StoreUnavailable("database or disk is full")
         return real(job, dst, **fields)
 
     monkeypatch.setattr(store.jobs, "transition", full_disk)
     async with anyio.create_task_group() as tg:
+        tg.start_soon(store.watch_health)  # probes the store until it takes writes again
         await tg.start(ex.run)
         done = await wait_for(lambda: (j := store.jobs.get(job_id))["status"] == "skipped" and j)
         tg.cancel_scope.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import anyio
 import pytest
 
 from borgd.events import Events
@@ -76,7 +77,7 @@ def test_recovery(store, sleepers):
     check = running(store, 4, "schedule", 0, 0, type="check")
     again = running(store, 5, "recovery", 0, 0)
 
-    requeued = recover(store, Events(), lambda: NOW + 1)
+    requeued = anyio.run(recover, store, Events(), lambda: NOW + 1)
 
     assert ours.wait(15) != 0  # stopped (SIGINT first: a create writes a checkpoint)
     assert stranger.poll() is None  # same pid, other start time: not ours, left alone
@@ -93,4 +94,4 @@ def test_recovery(store, sleepers):
     assert all(j["schedule_id"] == 7 for j in requeued)
     pruned = store.jobs.get(chain)
     assert (pruned["status"], pruned["skip_reason"]) == ("skipped", "parent-failed")
-    assert recover(store, Events(), lambda: NOW + 2) == []
+    assert anyio.run(recover, store, Events(), lambda: NOW + 2) == []
