@@ -270,6 +270,11 @@ def _warning(rc: int, msgids: Sequence[str], last_error: str | None, job_type: J
     )
 
 
+def saved_checkpoint(last_error: str | None, job_type: JobType) -> bool:
+    """A create stopped by SIGINT says so on its way out, after writing a checkpoint."""
+    return job_type is JobType.BACKUP and _SIGINT_TEXT in (last_error or "")
+
+
 def _generic_error(msgids: Sequence[str], last_error: str | None, job_type: JobType) -> str:
     """Exit code 2: borg 1.2, a remote error, a crash, or a signal turned into an error."""
     text = last_error or ""

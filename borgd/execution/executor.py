@@ -102,6 +102,7 @@ class ActiveRun:
     job_type: JobType
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     handle: RunningProcess | None = None  # the hook or borg process running now
+    last: RunningProcess | None = None  # the last process started (what a stop signalled)
     phase: str = "start"  # start | pre | borg | post
     stop_reason: str | None = None  # CANCEL | SHUTDOWN
     chain: list[int] = field(default_factory=list)  # chain jobs queued by this backup
@@ -114,6 +115,33 @@ class Final:
 
     status: JobStatus
     fields: dict[str, Any]
+
+
+PHASE_NAMES = {
+    "start": "before borg started",
+    "pre": "during the pre_command",
+    "borg": "while borg ran",
+}
+
+
+def stop_message(run: ActiveRun, exit_code: int | None) -> str:
+    """Who stopped the job and how: "cancelled by request while borg ran (sent SIGINT;
+    borg exited 2)".  borg's own last words stay in the log, never in the reason."""
+    who = "interrupted: borgd stopped" if run.stop_reason == SHUTDOWN else "cancelled by request"
+    phase = run.phase
+    process = run.last
+    if phase == "borg" and (process is None or not process.signals):
+        phase = "start"  # stopped between processes, before borg was started
+    text = f"{who} {PHASE_NAMES.get(phase, 'while it ran')}"
+    if process is not None and process.signals and phase in ("pre", "borg"):
+        what = "borg" if phase == "borg" else "the pre_command"
+        how = f"sent {', then '.join(dict.fromkeys(process.signals))}"
+        if exit_code is not None:
+            how += f"; {what} exited {exit_code}"
+        text += f" ({how})"
+    if phase in ("start", "pre"):
+        text += "; borg did not run"
+    return text
 
 
 def _failed(message: str, **fields: Any) -> Final:
@@ -216,11 +244,15 @@ class Executor:
     def _stop(self, run: ActiveRun, reason: str) -> None:
         if run.phase == "post":
             # borg is done and its outcome known: only the post_command runs, then the
-            # outcome is written.  A cancel changes nothing; a shutdown bounds the hook.
+            # outcome is written.  A cancel stops the hook (the outcome stays borg's, the
+            # message says so); a shutdown gives it a bounded time.
+            if run.handle is not None and self._tg is not None:
+                if reason == CANCEL:
+                    request_stop(run.handle, self._tg)
+                else:
+                    self._tg.start_soon(_stop_later, run.handle, SHUTDOWN_HOOK_TIMEOUT)
             if reason == SHUTDOWN:
                 run.stop_reason = run.stop_reason or reason
-                if run.handle is not None and self._tg is not None:
-                    self._tg.start_soon(_stop_later, run.handle, SHUTDOWN_HOOK_TIMEOUT)
             return
         run.stop_reason = run.stop_reason or reason
         if run.handle is not None and self._tg is not None:
@@ -368,7 +400,7 @@ class Executor:
             run.phase = "pre"
             result = await self._hook("pre_command", profile.pre_command, row, jlog, run=run)
             rc = result.returncode
-            stopped = self._stopped(run) if result.stopped else None
+            stopped = self._stopped(run, rc) if result.stopped else None
             if stopped is not None:
                 return stopped
             if result.timed_out:
@@ -396,13 +428,15 @@ class Executor:
         run.phase = "borg"
         return await self._run_borg(row, run, repo, profile, prow, jlog)
 
-    def _stopped(self, run: ActiveRun) -> Final | None:
-        """The outcome of a stop asked for while no process ran; None when none was asked."""
+    def _stopped(self, run: ActiveRun, exit_code: int | None = None) -> Final | None:
+        """The outcome of a stop that was asked for; None when none was asked."""
         if run.stop_reason is None:
             return None
-        if run.stop_reason == SHUTDOWN:
-            return Final(JobStatus.INTERRUPTED, {"message": "interrupted: borgd stopped"})
-        return Final(JobStatus.CANCELLED, {"message": "cancelled by request"})
+        status = JobStatus.INTERRUPTED if run.stop_reason == SHUTDOWN else JobStatus.CANCELLED
+        fields: dict[str, Any] = {"message": stop_message(run, exit_code)}
+        if exit_code is not None:
+            fields["exit_code"] = exit_code
+        return Final(status, fields)
 
     async def _record(self, job_id: int, final: Final) -> None:
         """Write the outcome: the job leaves `running` only when everything is done.
@@ -551,7 +585,7 @@ class Executor:
         jlog.write(shlex.join(argv) + (f"  (in {cwd})" if cwd else ""), prefix="borgd: running ")
 
         def on_started(handle: RunningProcess) -> None:
-            run.handle = handle
+            run.handle = run.last = handle
             try:
                 self.store.jobs.update_fields(
                     job_id, pid=handle.pid, pid_start_time=handle.start_time
@@ -603,11 +637,13 @@ class Executor:
             job_type=job_type,
         )
         status, message = outcome.status, outcome.message
-        if result.stopped and run.stop_reason and result.returncode != 0:
-            if run.stop_reason == SHUTDOWN:
-                status, message = JobStatus.INTERRUPTED, f"interrupted: borgd stopped ({message})"
-            else:
-                status, message = JobStatus.CANCELLED, f"cancelled by request ({message})"
+        stopped = self._stopped(run, result.returncode) if result.stopped else None
+        if stopped is not None and result.returncode != 0:
+            # What borg printed on its way out (a self test cut short, "Got Ctrl-C") is in
+            # the log; the reason is the stop, said with the signal it got.
+            status, message = stopped.status, stopped.fields["message"]
+            if exit_codes.saved_checkpoint(out.last_error, job_type):
+                message += "; borg saved a checkpoint archive"
         stats: dict[str, Any] = progress_fields(out.snapshot)
         archive = spec.archive_name or ""
         if job_type is JobType.BACKUP:
@@ -697,7 +733,7 @@ class Executor:
         jlog.write(f"running {name}", prefix="borgd: ")
 
         def on_started(handle: RunningProcess) -> None:
-            run.handle = handle
+            run.handle = run.last = handle
             if run.stop_reason and run.phase != "post" and self._tg is not None:
                 request_stop(handle, self._tg)
 
@@ -743,6 +779,10 @@ class Executor:
             return
         if result.timed_out:
             what = f"post_command timed out after {timeout:g} s"
+        elif result.stopped:
+            sent = ", then ".join(dict.fromkeys(run.last.signals if run.last else []))
+            who = "as borgd stopped" if run.stop_reason == SHUTDOWN else "by request"
+            what = f"post_command stopped {who} (sent {sent or 'nothing'})"
         else:
             what = f"post_command failed with exit code {result.returncode}"
         message = final.fields.get("message") or ""

@@ -49,11 +49,13 @@ class RunningProcess:
     policy: StopPolicy
     _process: anyio.abc.Process
     stop_requested: bool = False
+    signals: list[str] = field(default_factory=list)  # what it was sent, in order
     _stopper_started: bool = field(default=False, repr=False)
 
     def send(self, sig: signal.Signals) -> None:
         """Signal the process (or, with `policy.group`, its process group)."""
         if self._process.returncode is None:
+            self.signals.append(sig.name)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 if self.policy.group:
                     # The process leads its own session and group (start_new_session).

@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 OK = "ok"
 FIRST_PROBE_S = 0.5
-MAX_PROBE_S = 30.0
+MAX_PROBE_S = 10.0
 
 
 class StoreUnavailable(RuntimeError):

@@ -159,7 +159,10 @@ async def test_cancel_during_pre_command_stops_the_hook(store, tmp_path):
                 lambda: (j := store.jobs.get(job_id))["status"] == "cancelled" and j
             )
         tg.cancel_scope.cancel()
-    assert done["message"] == "cancelled by request"
+    assert done["message"] == (
+        "cancelled by request during the pre_command (sent SIGTERM; the pre_command "
+        "exited -15); borg did not run"
+    )
     assert (tmp_path / "post").read_text() == "cancelled"
     # Clients saw running, then the final status once: the post_command ran before it.
     statuses = [c["status"] for j, c in recorder.changes if j == job_id and "status" in c]
