@@ -39,7 +39,6 @@ import contextlib
 import getpass
 import os
 import shlex
-import shutil
 import signal
 import socket
 import time
@@ -49,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -62,6 +61,7 @@ from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason, T
 from borgd.core.progress import check_phases
 from borgd.events import Events
 from borgd.execution import joblog
+from borgd.execution.borg_tool import BorgNotFound, BorgTool, FixedBorg
 from borgd.execution.output import BorgOutput, progress_fields
 from borgd.execution.runner import (
     RunningProcess,
@@ -103,6 +103,9 @@ class ActiveRun:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     handle: RunningProcess | None = None  # the hook or borg process running now
     last: RunningProcess | None = None  # the last process started (what a stop signalled)
+    # A process is being started: a stop now is served by `on_started` (it signals the
+    # process) instead of cancelling the job's scope, so the outcome has its exit code.
+    starting: bool = False
     phase: str = "start"  # start | pre | borg | post
     stop_reason: str | None = None  # CANCEL | SHUTDOWN
     chain: list[int] = field(default_factory=list)  # chain jobs queued by this backup
@@ -148,10 +151,8 @@ def _failed(message: str, **fields: Any) -> Final:
     return Final(JobStatus.FAILED, {"message": message, **fields})
 
 
-@dataclass(frozen=True)
-class BorgTool:
-    path: str
-    version: tuple[int, int, int]
+class BorgFinder(Protocol):
+    async def find(self) -> BorgTool: ...
 
 
 class Executor:
@@ -161,7 +162,7 @@ class Executor:
         store: Store,
         events: Events,
         clock: Clock,
-        borg: BorgTool,
+        borg: BorgFinder | BorgTool,
         logs_dir: Path,
         passphrase: PassphraseSource,
         max_parallel: int = 2,
@@ -172,7 +173,8 @@ class Executor:
         self.store = store
         self.events = events
         self.clock = clock
-        self.borg = borg
+        # Looked up for every job (installed or upgraded after start: no restart).
+        self.borg: BorgFinder = FixedBorg(borg) if isinstance(borg, BorgTool) else borg
         self.logs_dir = logs_dir
         self.passphrase = passphrase
         self.max_parallel = max_parallel
@@ -257,8 +259,19 @@ class Executor:
         run.stop_reason = run.stop_reason or reason
         if run.handle is not None and self._tg is not None:
             request_stop(run.handle, self._tg)
-        else:
+        elif not run.starting:
             run.scope.cancel()
+
+    def kill_now(self) -> None:
+        """A second SIGTERM while stopping: SIGKILL every running process at once.
+        The jobs are still recorded ``interrupted``."""
+        for run in list(self.active.values()):
+            run.stop_reason = run.stop_reason or SHUTDOWN
+            if run.handle is not None:
+                run.handle.stop_requested = True
+                run.handle.send(signal.SIGKILL)
+            else:
+                run.scope.cancel()
 
     async def shutdown(self) -> None:
         """Stop taking work; interrupt running borg (a create writes a checkpoint)."""
@@ -543,17 +556,16 @@ class Executor:
         job_type = run.job_type
         if job_type is JobType.BACKUP and profile is not None and prow is not None:
             await self._retrying(self._enqueue_chain, row, run, profile, prow)
-        if shutil.which(self.borg.path) is None:
-            return _failed(
-                f"borg was not found ({self.borg.path!r} is not an executable on PATH); "
-                "install BorgBackup, or start borgd with --borg PATH or $BORGD_BORG"
-            )
+        try:
+            borg = await self.borg.find()
+        except BorgNotFound as exc:
+            return _failed(str(exc))
         built = await self._retrying(self._spec, row, repo, profile)
         if isinstance(built, str):
             return _failed(built)
         spec, expected = built
         try:
-            argv = borg_argv.build_argv(spec, borg=self.borg.path, version=self.borg.version)
+            argv = borg_argv.build_argv(spec, borg=borg.path, version=borg.version)
             cwd = borg_argv.extract_cwd(spec) if job_type is JobType.RESTORE else None
         except ValueError as exc:
             return _failed(str(exc))
@@ -585,7 +597,7 @@ class Executor:
         jlog.write(shlex.join(argv) + (f"  (in {cwd})" if cwd else ""), prefix="borgd: running ")
 
         def on_started(handle: RunningProcess) -> None:
-            run.handle = run.last = handle
+            run.handle, run.last, run.starting = handle, handle, False
             try:
                 self.store.jobs.update_fields(
                     job_id, pid=handle.pid, pid_start_time=handle.start_time
@@ -601,6 +613,7 @@ class Executor:
         async with self._sleep_block(job_type, profile), anyio.create_task_group() as tg:
             tg.start_soon(self._publish_progress, row, out, jlog)
             try:
+                run.starting = True
                 result = await run_process(
                     argv,
                     env=env,
@@ -614,10 +627,10 @@ class Executor:
             except OSError as exc:  # borg vanished or is not executable: it never started
                 spawn_error = exc
             finally:
-                run.handle = None
+                run.handle, run.starting = None, False
                 tg.cancel_scope.cancel()
         if result is None:
-            return _failed(f"cannot run borg ({self.borg.path}): {spawn_error}")
+            return _failed(f"cannot run borg ({borg.path}): {spawn_error}")
         return self._record_outcome(row, run, spec, result, out, jlog)
 
     def _record_outcome(
@@ -733,11 +746,12 @@ class Executor:
         jlog.write(f"running {name}", prefix="borgd: ")
 
         def on_started(handle: RunningProcess) -> None:
-            run.handle = run.last = handle
+            run.handle, run.last, run.starting = handle, handle, False
             if run.stop_reason and run.phase != "post" and self._tg is not None:
                 request_stop(handle, self._tg)
 
         try:
+            run.starting = True
             result = await run_process(
                 ["/bin/sh", "-c", command],
                 env=self.hook_env(row),
@@ -749,7 +763,7 @@ class Executor:
                 on_started=on_started,
             )
         finally:
-            run.handle = None
+            run.handle, run.starting = None, False
         if result.timed_out:
             jlog.write(f"{name} timed out after {limit:g} s and was stopped", prefix="borgd: ")
         if result.returncode != 0:
