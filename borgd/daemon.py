@@ -77,7 +77,9 @@ class AlreadyRunning(Exception):
     pass
 
 
-START_LOCK_WAIT_S = 10.0  # a store locked by another process at start: wait this long
+START_LOCK_WAIT_S = 10.0
+# Watchers subscribe before READY=1, within this (each system call has its own limit).
+READY_WAIT_S = 5.0  # a store locked by another process at start: wait this long
 
 
 def open_store(path: Path, notifier: SystemdNotifier) -> Store:
@@ -340,6 +342,8 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(execution)
                 await tg.start(scheduling.run)
+                notifier.status("starting: subscribing to logind, UPower, NetworkManager")
+                await scheduling.wait_settled(READY_WAIT_S)
                 tg.start_soon(notifier.feed_watchdog)
                 tg.start_soon(store.watch_health)
                 tg.start_soon(

@@ -16,7 +16,7 @@ from dbusmock import MOCK_IFACE, SpawnedMock
 from dbusmock.testcase import BusType, PrivateDBus
 
 import dbus
-from borgd.system.logind import DELAY_WHY, STATE_NOT_STARTED, SleepMonitor
+from borgd.system.logind import DELAY_WHY, STATE_STARTING, SleepMonitor
 from tests.mock_buses import module_bus
 
 MANAGER_IFACE = "org.freedesktop.login1.Manager"
@@ -139,7 +139,7 @@ async def test_unavailable_without_logind_then_active_when_it_appears(
         with anyio.fail_after(20), structlog.testing.capture_logs() as logs:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(mon.run)
-                await until(lambda: mon.state != STATE_NOT_STARTED)
+                await until(lambda: mon.state != STATE_STARTING)
                 assert mon.state == (
                     "unavailable: logind (org.freedesktop.login1) is not on the system bus"
                 )

@@ -27,7 +27,7 @@ class Conditions:
     on_battery: bool = False
     metered: bool = False
     online: bool = True
-    sleep_monitor: str = "unavailable: not started"
+    sleep_monitor: str = "starting"
     # After resume, remote repositories wait for the network to settle.
     network_settled: bool = True
     locked_secrets: set[str] = field(default_factory=set)

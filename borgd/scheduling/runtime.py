@@ -143,6 +143,19 @@ class Scheduling:
                 tg.start_soon(keep_running, task.__qualname__, task, self.store.health)
             task_status.started()
 
+    async def wait_settled(self, timeout: float) -> None:
+        """Until the watchers have subscribed (or given up), at most ``timeout`` s: READY=1
+        then means that a PrepareForSleep finds the delay lock taken.  Watchers still
+        busy after that keep saying ``starting``."""
+        with anyio.move_on_after(timeout):
+            for latch in (
+                self.sleep_monitor.settled,
+                self.power.settled,
+                self.network.settled,
+                self.secret_watcher.settled,
+            ):
+                await latch.wait()
+
     def _tasks(self) -> Iterable[Callable[[], Any]]:
         return (
             self.scheduler.run,

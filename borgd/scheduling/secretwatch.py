@@ -21,6 +21,7 @@ import structlog
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from borgd.latch import Latch
 from borgd.scheduling.conditions import Conditions
 from borgd.store import Store
 
@@ -57,6 +58,7 @@ class SecretWatcher:
         self._generation = 0
         self._event: anyio.Event | None = None
         self._lock = anyio.Lock()
+        self.settled = Latch()  # subscribed to the keyring's signals, or gave up
 
     def kick(self) -> None:
         self._generation += 1
@@ -121,7 +123,10 @@ class SecretWatcher:
         self.on_change()
 
     async def run(self) -> None:
-        await self._subscribe()
+        try:
+            await self._subscribe()
+        finally:
+            self.settled.set()  # subscribed or gave up: the first refresh follows at once
         while True:
             since = self._generation
             await self.refresh()

@@ -40,7 +40,7 @@ WHO = "borgd"
 DELAY_WHY = "Persist backup state before sleep"
 
 STATE_ACTIVE = "active"
-STATE_NOT_STARTED = "unavailable: not connected to the system bus yet"
+STATE_STARTING = "starting"  # until the first attempt to reach logind ended
 
 LOGIND_XML = """
 <node>
@@ -95,7 +95,7 @@ class SleepMonitor(SystemServiceWatcher):
         self._on_before_sleep = on_before_sleep
         self._on_resume = on_resume
         self._on_state = on_state
-        self._state = STATE_NOT_STARTED
+        self._state = STATE_STARTING
         self._manager: ProxyInterface | None = None
         self._delay_fd: int | None = None
         self._warned = False

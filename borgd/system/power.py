@@ -21,6 +21,7 @@ from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
+from borgd.latch import Latch
 from borgd.system.freedesktop import (
     ABSENT_ERRORS,
     DBUS_NAME,
@@ -90,6 +91,8 @@ class SystemServiceWatcher:
         self._wakeup: anyio.Event | None = None
         self._retry_at: float | None = None
         self._retry_delay = self.retry_initial
+        # Set once the first attempt ended, either way: borgd says READY=1 after it.
+        self.settled = Latch()
 
     # -- hooks -------------------------------------------------------------
 
@@ -134,6 +137,12 @@ class SystemServiceWatcher:
         """Run :meth:`_appear`, turning failures into state and a retry plan."""
         self._retry_at = None
         try:
+            return await self._appear_once()
+        finally:
+            self.settled.set()
+
+    async def _appear_once(self) -> bool:
+        try:
             await self._appear()
         except ServiceAbsent:
             self._retry_delay = self.retry_initial
@@ -163,6 +172,7 @@ class SystemServiceWatcher:
                 bus = await self._connect()
             except Exception as exc:  # any failure to reach the bus: retry later
                 self._set_unavailable(f"cannot connect to the system bus ({describe(exc)})")
+                self.settled.set()
                 await anyio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
                 continue
