@@ -35,7 +35,7 @@ from borgd.events import Events
 from borgd.execution.borg_tool import BorgLocator, BorgNotFound
 from borgd.execution.executor import Executor
 from borgd.execution.recovery import recover
-from borgd.execution.retention import Retention, retention_loop
+from borgd.execution.retention import Retention, RetentionRunner
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.service import Service
 from borgd.store import Store
@@ -246,6 +246,12 @@ class Daemon:
         async def passphrase(repo: Any) -> bytes | None:
             return await secrets.get(repo.name)
 
+        retention = RetentionRunner(
+            store,
+            paths.logs,
+            clock,
+            Retention(max(1, args.keep_jobs_days), max(1, args.keep_jobs)),
+        )
         executor = Executor(
             store=store,
             events=events,
@@ -255,6 +261,7 @@ class Daemon:
             passphrase=passphrase,
             max_parallel=max(1, args.max_parallel),
             block_sleep=lambda why: scheduling.block_sleep(why),
+            after_job=retention.poke,
         )
 
         # -- scheduling (scheduler, condition watchers, sleep, overdue, notifications) --
@@ -346,13 +353,7 @@ class Daemon:
                 await scheduling.wait_settled(READY_WAIT_S)
                 tg.start_soon(notifier.feed_watchdog)
                 tg.start_soon(store.watch_health)
-                tg.start_soon(
-                    retention_loop,
-                    store,
-                    paths.logs,
-                    clock,
-                    Retention(max(1, args.keep_jobs_days), max(1, args.keep_jobs)),
-                )
+                tg.start_soon(retention.run)
                 stop = anyio.Event()
                 bus_lost: list[str] = []
 

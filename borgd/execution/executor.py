@@ -79,6 +79,7 @@ from borgd.store.jobs import JobRow, NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
 
+FQDN_TIMEOUT_S = 5.0  # a DNS lookup for {fqdn} in an archive name
 HOOK_TIMEOUT = 600.0  # seconds a pre_command or post_command may run
 SHUTDOWN_HOOK_TIMEOUT = 10.0  # a post_command while borgd stops
 SHUTDOWN_WAIT = 25.0
@@ -169,6 +170,7 @@ class Executor:
         block_sleep: SleepBlocker | None = None,
         base_env: dict[str, str] | None = None,
         hook_timeout: float = HOOK_TIMEOUT,
+        after_job: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.events = events
@@ -181,6 +183,7 @@ class Executor:
         self.block_sleep = block_sleep
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.hook_timeout = hook_timeout
+        self.after_job = after_job  # retention: --keep-jobs holds after every job
         self.active: dict[int, ActiveRun] = {}
         self._wake = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -316,6 +319,7 @@ class Executor:
             structlog.contextvars.unbind_contextvars("job_id")
             self.active.pop(job_id, None)
             self.on_active_changed(len(self.active))
+            self.after_job()
             self.wake()
 
     def _configs(self, row: JobRow) -> tuple[RepoConfig, ProfileConfig | None, JobRow | None]:
@@ -499,7 +503,7 @@ class Executor:
                 await anyio.sleep(0.5)
 
     def _spec(
-        self, row: JobRow, repo: RepoConfig, profile: ProfileConfig | None
+        self, row: JobRow, repo: RepoConfig, profile: ProfileConfig | None, fqdn: str
     ) -> tuple[JobSpec, int] | str:
         """The job's borg spec and the expected size (backup); a message when it cannot run."""
         job_type = JobType(row["type"])
@@ -512,7 +516,7 @@ class Executor:
                     profile.archive_template,
                     profile=profile.name,
                     hostname=_host.short,
-                    fqdn=_host.fqdn,
+                    fqdn=fqdn,
                     user=_user(),
                     now=datetime.now().astimezone(),
                     uuid4=str(uuid.uuid4()),
@@ -560,7 +564,9 @@ class Executor:
             borg = await self.borg.find()
         except BorgNotFound as exc:
             return _failed(str(exc))
-        built = await self._retrying(self._spec, row, repo, profile)
+        uses_fqdn = profile is not None and "{fqdn" in profile.archive_template
+        fqdn = await _host.fqdn() if uses_fqdn else _host.short
+        built = await self._retrying(self._spec, row, repo, profile, fqdn)
         if isinstance(built, str):
             return _failed(built)
         spec, expected = built
@@ -870,15 +876,35 @@ async def _stop_later(handle: RunningProcess, delay: float) -> None:
 
 
 class _HostNames:
-    """The names borg gives {hostname} and {fqdn}: computed once (getfqdn may ask DNS)."""
+    """The names borg gives {hostname} and {fqdn}.  getfqdn may ask DNS, which can hang:
+    it runs in a worker thread with a time limit, once; on a timeout {fqdn} falls back
+    to the short name (and is asked again for a later job, if no lookup is still stuck)."""
+
+    def __init__(self) -> None:
+        self._fqdn: str | None = None
+        self._asking = False
 
     @cached_property
     def short(self) -> str:
         return os.environ.get("BORG_HOSTNAME") or socket.gethostname().split(".")[0]
 
-    @cached_property
-    def fqdn(self) -> str:
-        return socket.getfqdn()
+    async def fqdn(self) -> str:
+        if self._fqdn is not None:
+            return self._fqdn
+        if not self._asking:
+            self._asking = True
+            with anyio.move_on_after(FQDN_TIMEOUT_S):
+                self._fqdn = await anyio.to_thread.run_sync(self._ask, abandon_on_cancel=True)
+                return self._fqdn
+            log.warning("hostname.fqdn_timeout", timeout_s=FQDN_TIMEOUT_S, using=self.short)
+        return self.short
+
+    def _ask(self) -> str:
+        try:
+            self._fqdn = socket.getfqdn()
+            return self._fqdn
+        finally:
+            self._asking = False
 
 
 _host = _HostNames()

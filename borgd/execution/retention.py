@@ -6,10 +6,13 @@ finished jobs (init jobs, which have no profile, count as one group).
 Scheduled, queued and running jobs are never touched.  Log files whose job
 row is gone (a crash between the two deletions) are removed as well.
 
-`expire_jobs` does one pass; `retention_loop` runs it at start and then once
-a day.  The day is measured with `anyio.sleep`, i.e. on the monotonic clock,
-which stops while the machine sleeps: on a laptop the pass may come later than
-24 h of wall time, which is harmless for housekeeping.
+`expire_jobs` does one pass.  `RetentionRunner` runs a pass at start, after
+every finished job (`poke`, so `--keep-jobs` holds at all times, not only
+once a day) and once a day.  Its pass ranks the history in a worker thread
+(a read: it holds no lock the event loop needs), deletes in small batches on
+the event loop (each a short write) and removes files in a worker thread.
+The day is measured on the monotonic clock, which stops while the machine
+sleeps: on a laptop the daily pass may come later, which is harmless.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import structlog
 
 from borgd.clock import Clock
 from borgd.execution import joblog
-from borgd.store import Store
+from borgd.store import Store, StoreUnavailable
 from borgd.store.jobs import JobRow
 
 log = structlog.get_logger(__name__)
@@ -47,6 +50,12 @@ class Retention:
             raise ValueError("keep_jobs must be at least 1")
 
 
+def _remove_logs(logs_dir: Path, rows: list[JobRow]) -> None:
+    for row in rows:
+        joblog.remove(row["log_path"])
+        joblog.remove(str(joblog.log_path(logs_dir, row["id"])))
+
+
 def expire_jobs(
     store: Store, logs_dir: Path, now: int, retention: Retention = Retention()
 ) -> list[JobRow]:
@@ -54,9 +63,7 @@ def expire_jobs(
     gone = store.jobs.expire(
         older_than=now - retention.keep_days * DAY_US, keep_per_profile=retention.keep_jobs
     )
-    for row in gone:
-        joblog.remove(row["log_path"])
-        joblog.remove(str(joblog.log_path(logs_dir, row["id"])))
+    _remove_logs(logs_dir, gone)
     orphans = _remove_orphan_logs(store, logs_dir)
     if gone or orphans:
         log.info("retention.expired", jobs=len(gone), orphan_logs=orphans)
@@ -80,6 +87,71 @@ def _remove_orphan_logs(store: Store, logs_dir: Path) -> int:
     return removed
 
 
+BATCH = 200  # jobs deleted in one write on the event loop
+
+
+class RetentionRunner:
+    def __init__(
+        self,
+        store: Store,
+        logs_dir: Path,
+        clock: Clock,
+        retention: Retention = Retention(),
+        *,
+        interval: float = INTERVAL,
+    ) -> None:
+        self.store = store
+        self.logs_dir = logs_dir
+        self.clock = clock
+        self.retention = retention
+        self.interval = interval
+        self.passes = 0
+        self._poked = False
+        self._event: anyio.Event | None = None
+
+    def poke(self) -> None:
+        """A job finished: a pass soon (several finishing at once make one pass)."""
+        self._poked = True
+        if self._event is not None:
+            self._event.set()
+
+    async def expire(self) -> list[JobRow]:
+        store, keep = self.store, self.retention
+        ids = await anyio.to_thread.run_sync(
+            lambda: store.jobs.expired_ids(
+                older_than=self.clock() - keep.keep_days * DAY_US,
+                keep_per_profile=keep.keep_jobs,
+            )
+        )
+        gone: list[JobRow] = []
+        for start in range(0, len(ids), BATCH):
+            rows = store.jobs.delete_finished(ids[start : start + BATCH])
+            gone.extend(rows)
+            await anyio.to_thread.run_sync(_remove_logs, self.logs_dir, rows)
+        orphans = await anyio.to_thread.run_sync(_remove_orphan_logs, store, self.logs_dir)
+        if gone or orphans:
+            log.info("retention.expired", jobs=len(gone), orphan_logs=orphans)
+        self.passes += 1
+        return gone
+
+    async def run(self) -> None:
+        while True:
+            self._poked = False
+            try:
+                await self.expire()
+            except StoreUnavailable:
+                await self.store.health.wait_recovered()
+                continue
+            except Exception:
+                log.exception("retention.failed")
+            if self._poked:
+                continue
+            self._event = anyio.Event()
+            with anyio.move_on_after(self.interval):
+                await self._event.wait()
+            self._event = None
+
+
 async def retention_loop(
     store: Store,
     logs_dir: Path,
@@ -88,12 +160,5 @@ async def retention_loop(
     *,
     interval: float = INTERVAL,
 ) -> None:
-    """Expire at start, then once a day (see the module docstring)."""
-    while True:
-        try:
-            # In a worker thread: a first expiry over a long history (tens of
-            # thousands of rows and files) must not stall the bus.
-            await anyio.to_thread.run_sync(expire_jobs, store, logs_dir, clock(), retention)
-        except Exception:
-            log.exception("retention.failed")
-        await anyio.sleep(interval)
+    """A pass at start, then once a day (see the module docstring)."""
+    await RetentionRunner(store, logs_dir, clock, retention, interval=interval).run()

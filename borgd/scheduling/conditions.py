@@ -3,13 +3,13 @@ a locked keyring.
 
 The watchers (UPower, NetworkManager, logind, the mount table, the Secret
 Service) write into `Conditions`; the scheduler asks `blocker()` for one job.
-`blocker()` is pure except for the path check.  `NetworkSettle` keeps remote
+`blocker()` is pure: the scheduler probes repository folders (off the event
+loop, see `paths.py`) before it asks.  `NetworkSettle` keeps remote
 repositories waiting after a resume until the network is back.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +31,8 @@ class Conditions:
     # After resume, remote repositories wait for the network to settle.
     network_settled: bool = True
     locked_secrets: set[str] = field(default_factory=set)
+    # Local repository folders found missing (or hanging) by the scheduler's probe.
+    unavailable_paths: set[str] = field(default_factory=set)
 
 
 def blocker(
@@ -50,7 +52,7 @@ def blocker(
             return SkipReason.NETWORK_UNAVAILABLE
         if skip_on_metered and cond.metered:
             return SkipReason.METERED_NETWORK
-    elif not os.path.isdir(path):
+    elif path in cond.unavailable_paths:
         return SkipReason.REPOSITORY_UNAVAILABLE
     if repository in cond.locked_secrets:
         return SkipReason.SECRET_UNAVAILABLE

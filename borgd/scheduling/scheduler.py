@@ -42,6 +42,7 @@ from sqlalchemy import func, select
 
 from borgd import errors
 from borgd.clock import Clock, from_datetime, to_datetime
+from borgd.core.config import local_path
 from borgd.core.jobs import JobStatus, SkipReason, Trigger
 from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone, upcoming
 from borgd.core.schedule.zones import zone_name
@@ -58,6 +59,7 @@ from borgd.core.validation import (
 )
 from borgd.events import Events
 from borgd.scheduling.conditions import Conditions, blocker
+from borgd.scheduling.paths import PathProbe
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
@@ -105,6 +107,7 @@ class Scheduler:
         rng: random.Random | None = None,
         system_zone: Callable[[], str | None] = _system_zone,
         refresh_conditions: Callable[[], Awaitable[None]] | None = None,
+        paths: PathProbe | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -117,6 +120,7 @@ class Scheduler:
         self.refresh_conditions = refresh_conditions
         self.intents = IntentStore(store.engine, SCHEDULES)
         self.waker = Waker(timer)
+        self.paths = paths or PathProbe()
         self._specs: dict[int, tuple[str, str | None, Spec]] = {}
         self._zone_fp: tuple[Any, ...] | None = None
         self._last_now = 0
@@ -331,12 +335,21 @@ class Scheduler:
             self.wakeups += 1
 
     async def _refresh_if_due(self) -> None:
-        """Let conditions that need I/O (a locked keyring) catch up before intents fire."""
-        if self.refresh_conditions is None:
-            return
+        """Let conditions that need I/O (a locked keyring, a repository's folder) catch up
+        before intents fire; off the event loop, each with a time limit."""
         now = self.clock()
-        intents = self.store.jobs.with_status(JobStatus.SCHEDULED)
-        if not any(j["scheduled_for"] <= now for j in intents):
+        due = [
+            j
+            for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
+            if j["scheduled_for"] <= now
+        ]
+        if not due:
+            return
+        repos = {r["id"]: r["url"] for r in self.store.catalog.repositories()}
+        folders = (local_path(repos.get(j["repository_id"], "")) for j in due)
+        await self.paths.refresh(p for p in folders if p)
+        self.conditions.unavailable_paths = self.paths.unavailable
+        if self.refresh_conditions is None:
             return
         with anyio.move_on_after(REFRESH_TIMEOUT_S):
             try:

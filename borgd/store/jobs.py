@@ -227,10 +227,11 @@ class JobStore:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(JOBS)).scalar_one())
 
-    def expire(self, *, older_than: int, keep_per_profile: int) -> list[JobRow]:
-        """Delete finished jobs older than `older_than` or beyond the newest N per profile.
+    def expired_ids(self, *, older_than: int, keep_per_profile: int) -> list[int]:
+        """Finished jobs older than `older_than` or beyond the newest N per profile.
 
-        Returns the deleted rows (the caller removes their log files).
+        Only reads: retention runs it in a worker thread (a long history takes a
+        while to rank) without holding the write lock the event loop needs.
         """
         finished = [s.value for s in JobStatus if s not in LIVE]
         rank = (
@@ -239,8 +240,8 @@ class JobStore:
             .label("rank")
         )
         ranked = select(JOBS.c.id, rank).where(JOBS.c.status.in_(finished)).subquery()
-        with self._engine.begin() as conn:
-            doomed_ids = [
+        with self._engine.connect() as conn:
+            return [
                 r[0]
                 for r in conn.execute(
                     select(JOBS.c.id)
@@ -251,16 +252,25 @@ class JobStore:
                             ranked.c.rank > keep_per_profile,
                         )
                     )
+                    .order_by(JOBS.c.id)
                 )
             ]
-            if not doomed_ids:
-                return []
-            rows = [
-                _row(r)
-                for r in conn.execute(select(JOBS).where(JOBS.c.id.in_(doomed_ids))).mappings()
-            ]
-            conn.execute(delete(JOBS).where(JOBS.c.id.in_(doomed_ids)))
+
+    def delete_finished(self, ids: Sequence[int]) -> list[JobRow]:
+        """Delete these jobs if they are still finished; returns the deleted rows (the
+        caller removes their log files).  A short write: callers pass small batches."""
+        finished = [s.value for s in JobStatus if s not in LIVE]
+        where = and_(JOBS.c.id.in_(list(ids)), JOBS.c.status.in_(finished))
+        with self._engine.begin() as conn:
+            rows = [_row(r) for r in conn.execute(select(JOBS).where(where)).mappings()]
+            if rows:
+                conn.execute(delete(JOBS).where(JOBS.c.id.in_([r["id"] for r in rows])))
             return rows
+
+    def expire(self, *, older_than: int, keep_per_profile: int) -> list[JobRow]:
+        """Delete finished jobs older than `older_than` or beyond the newest N per profile."""
+        ids = self.expired_ids(older_than=older_than, keep_per_profile=keep_per_profile)
+        return self.delete_finished(ids) if ids else []
 
 
 def _settle(

@@ -23,6 +23,7 @@ from borgd.clock import from_datetime
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
 from borgd.scheduling.conditions import Conditions
+from borgd.scheduling.paths import PathProbe
 from borgd.scheduling.scheduler import Scheduler, SchedulerListener
 from borgd.scheduling.testing import FakeClock, FakeTimer
 from borgd.store import Store
@@ -131,6 +132,7 @@ class Harness:
             self.executor_wakes += 1
 
         scheduler = Scheduler(
+            paths=PathProbe(in_thread=False),  # all in the loop: settle() sees it
             store=self.store,
             events=self.events,
             clock=self.clock,
