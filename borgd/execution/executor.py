@@ -398,6 +398,7 @@ class Executor:
                         f"{final.status.value}: {final.fields.get('message', '')}",
                         prefix="borgd: ",
                     )
+                    jlog.flush()  # whoever sees the final status can read the whole log
                     await self._record(row["id"], final)
                 if run.job_type is JobType.BACKUP and profile is not None and prow is not None:
                     await self._until_stored(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from borgd.store.catalog import Catalog
 from borgd.store.engine import StoreUnavailable, open_engine, probe_write
+from borgd.store.file_guard import StoreFile
 from borgd.store.health import StoreHealth
 from borgd.store.jobs import JobStore
 
@@ -15,18 +16,35 @@ from borgd.store.jobs import JobStore
 class Store:
     """The store's two halves over one engine: configuration and jobs; and its health."""
 
-    def __init__(self, engine: Engine, health: StoreHealth | None = None) -> None:
+    def __init__(
+        self, engine: Engine, health: StoreHealth | None = None, file: StoreFile | None = None
+    ) -> None:
         self.engine = engine
         self.health = health or StoreHealth()
+        self.file = file
         self.catalog = Catalog(engine)
         self.jobs = JobStore(engine)
+        if file is not None:
+            event.listen(engine, "begin", self._check_file)
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
         health = StoreHealth()
-        return cls(open_engine(path, health), health)
+        engine = open_engine(path, health)
+        return cls(engine, health, None if str(path) == ":memory:" else StoreFile(Path(path)))
+
+    def _check_file(self, _conn: object) -> None:
+        """Before every transaction: is the path still our file? (one stat)"""
+        assert self.file is not None
+        what = self.file.check()
+        if what is not None:
+            self.health.failed(what)
+            raise StoreUnavailable(what)
 
     def probe(self) -> None:
+        """Put a deleted or replaced store file back, then try a real write."""
+        if self.file is not None:
+            self.file.restore(self.engine)
         probe_write(self.engine)
 
     async def watch_health(self) -> None:
@@ -35,6 +53,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.file is not None:
+            self.file.close()
 
 
 __all__ = ["Store", "StoreHealth", "StoreUnavailable"]
