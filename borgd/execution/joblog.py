@@ -239,7 +239,7 @@ def _lead_continuations(data: bytes) -> int:
 
 
 def _bus_safe(text: str) -> str:
-    """D-Bus strings cannot hold NUL: a bus daemon drops a sender whose message has one."""
+    """D-Bus strings cannot hold NUL: dbus-fast refuses such a reply, and the page is lost."""
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
