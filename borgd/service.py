@@ -471,8 +471,11 @@ class Service:
     async def read_job_log(self, job_id: int, offset: int, max_lines: int) -> joblog.Page:
         """Whole lines from byte `offset`, and where to go on (joblog.read_page).
 
-        A finished job's log is complete (the executor closes it before the job
-        leaves `running`), so its last line is handed out even without a newline.
+        A finished job's log is complete: the executor writes its last line before
+        it records the outcome, and closes (flushes) the log in the same event-loop
+        step, before any call can see the new status.  So the last line is handed
+        out even without a newline, and a client that saw the job finished and
+        reads on to the end has every line.
         """
         row = self.get_job(job_id)
         if not row["log_path"]:

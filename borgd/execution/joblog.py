@@ -1,4 +1,8 @@
-"""Per-job log files under $XDG_STATE_HOME/borgd/logs: every line borg and the hooks print."""
+"""Per-job log files under $XDG_STATE_HOME/borgd/logs: every line borg and the hooks print.
+
+Written here line by line; read back for the bus in bounded pieces (pages
+from a byte offset, or the tail read backwards), never whole.
+"""
 
 from __future__ import annotations
 
