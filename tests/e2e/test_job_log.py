@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BusctlError, make_tree
+from tests.conftest import BusctlError, make_tree, wait_until
 from tests.e2e.jobs_helpers import add_profile, init_repo, start, wait_running, wait_status
 
 LOG_END = 2**64 - 1
@@ -139,6 +139,10 @@ def test_borgctl_follows_a_running_job_by_offset(start_borgd, busctl, session_en
     start_borgd()
     job_id = backup_with_hook(busctl, tmp_path, "bursts", BURSTS)
     wait_running(busctl, job_id)
+    # Some lines are out already, so that the --tail 3 below has lines to show.
+    wait_until(
+        lambda: len(busctl("ReadJobLog", "ttu", job_id, 0, 0)[0]) >= 10, 30, "the first lines"
+    )
 
     def borgctl_logs(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
