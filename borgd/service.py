@@ -7,17 +7,19 @@ all of its arguments before it changes anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import structlog
 
 from borgd import errors
 from borgd.clock import Clock
 from borgd.core import borg_argv
 from borgd.core.config import JobSpec, job_options_from, local_path
-from borgd.core.jobs import REQUEUEABLE, IllegalTransition, JobStatus, JobType, Trigger
+from borgd.core.jobs import REQUEUEABLE, TERMINAL, IllegalTransition, JobStatus, JobType, Trigger
 from borgd.core.overdue import is_overdue
 from borgd.core.validation import (
     LIST_FILTER,
@@ -49,6 +51,7 @@ DEFAULT_TEMPLATE = "{profile}-{now:%Y-%m-%dT%H:%M:%S}"
 MAX_SOURCES = 1000
 SecretSetter = Callable[[str, bytes], Awaitable[None]]
 SecretDeleter = Callable[[str], Awaitable[None]]
+_Read = TypeVar("_Read")
 
 
 def canonical_url(url: str) -> str:
@@ -454,11 +457,41 @@ class Service:
             )
         )
 
-    def job_log(self, job_id: int, tail: int) -> list[str]:
+    # -- job logs: bounded per call, read off the event loop ------------------
+
+    async def job_log(self, job_id: int, tail: int) -> list[str]:
+        """The last `tail` lines; 0 or more than joblog.MAX_LINES give the last MAX_LINES."""
         row = self.get_job(job_id)
         if not row["log_path"]:
-            return []
-        return joblog.tail(Path(row["log_path"]), tail)
+            return []  # never ran
+        finished = row["status"] in TERMINAL
+        read = functools.partial(joblog.tail, Path(row["log_path"]), tail, finished=finished)
+        return await _read_log(job_id, read)
+
+    async def read_job_log(self, job_id: int, offset: int, max_lines: int) -> joblog.Page:
+        """Whole lines from byte `offset`, and where to go on (joblog.read_page).
+
+        A finished job's log is complete: the executor writes its last line before
+        it records the outcome, and closes (flushes) the log in the same event-loop
+        step, before any call can see the new status.  So the last line is handed
+        out even without a newline, and a client that saw the job finished and
+        reads on to the end has every line.
+        """
+        row = self.get_job(job_id)
+        if not row["log_path"]:
+            return joblog.Page([], 0)
+        finished = row["status"] in TERMINAL
+        read = functools.partial(
+            joblog.read_page, Path(row["log_path"]), offset, max_lines, finished=finished
+        )
+        return await _read_log(job_id, read)
+
+
+async def _read_log(job_id: int, read: Callable[[], _Read]) -> _Read:
+    try:
+        return await anyio.to_thread.run_sync(read)
+    except OSError as exc:
+        raise errors.Unavailable(f"the log of job {job_id} cannot be read: {exc}") from exc
 
 
 def public_repository(row: dict[str, Any]) -> dict[str, Any]:

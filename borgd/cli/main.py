@@ -431,22 +431,87 @@ async def cmd_show(c: Client, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LOG_END = 2**64 - 1  # ReadJobLog answers an offset past the end with where the next line starts
+TAIL_TRIES = 5
+
+
 async def cmd_logs(c: Client, a: argparse.Namespace) -> int:
-    lines = await c.call("GetJobLog", "tu", a.id, a.tail)
-    for line in lines:
-        print(line)
-    if not a.follow:
-        return EXIT_OK
-    seen = len(await c.call("GetJobLog", "tu", a.id, 0))
+    """The whole log in pages, or its tail; with -f, then new lines by offset until the end."""
+    if a.tail is not None and a.tail < 0:
+        raise UsageError("--tail takes a number of lines, 0 or more")
+    try:
+        offset = 0
+        if a.tail is not None:
+            offset = await print_tail(c, a.id, a.tail, follow=a.follow)
+        if a.follow:
+            await follow_log(c, a.id, offset)
+        elif a.tail is None:
+            await print_log(c, a.id, 0)
+    except BrokenPipeError:  # `borgctl logs ID | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def _write_lines(lines: list[str]) -> None:
+    if lines:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+
+
+async def print_log(c: Client, job_id: int, offset: int) -> int:
+    """Print every complete line from `offset`, a page at a time; return where to go on."""
     while True:
-        job = await c.call("GetJob", "t", a.id)
-        every = await c.call("GetJobLog", "tu", a.id, 0)
-        for line in every[seen:]:
-            print(line, flush=True)
-        seen = len(every)
+        lines, offset = await c.call("ReadJobLog", "ttu", job_id, offset, 0)
+        if not lines:
+            return int(offset)
+        _write_lines(lines)
+
+
+async def print_tail(c: Client, job_id: int, count: int, *, follow: bool) -> int:
+    """Print the last `count` lines (borgd caps them at 10,000); return the log's end offset.
+
+    To follow on without a gap or a repeat, the tail must end where following
+    starts: the end is asked before and after the tail, and the pair is taken
+    when it agrees (borgd flushes logs in bursts, so it almost always does at
+    once).  If it never agrees, following starts at the first end: a line may
+    then show twice, but none is lost.
+    """
+    if not follow:
+        _write_lines(await c.call("GetJobLog", "tu", job_id, count) if count else [])
+        return 0
+    for _ in range(TAIL_TRIES):
+        _, before = await c.call("ReadJobLog", "ttu", job_id, LOG_END, 1)
+        lines = await c.call("GetJobLog", "tu", job_id, count) if count else []
+        _, after = await c.call("ReadJobLog", "ttu", job_id, LOG_END, 1)
+        if before == after:
+            break
+    _write_lines(lines)
+    return int(before)
+
+
+async def follow_log(c: Client, job_id: int, offset: int) -> None:
+    """Print new lines from `offset` on until the job has finished, each line once.
+
+    The status is read before the log: once a job is finished its log is
+    complete, so the read after seeing that status is the last one needed.
+    """
+    changed = anyio.Event()
+
+    def on_signal(member: str, jid: int, fields: dict[str, Any]) -> None:
+        if jid == job_id:
+            changed.set()
+
+    await c.subscribe_jobs(on_signal)
+    while True:
+        job = await c.call("GetJob", "t", job_id)
+        offset = await print_log(c, job_id, offset)
         if job["status"] in TERMINAL:
-            return EXIT_OK
-        await anyio.sleep(1)
+            return
+        # borgd flushes a running job's log with its progress, which it signals at
+        # most once a second; the timeout covers hooks, which print without progress.
+        with anyio.move_on_after(1):
+            await changed.wait()
+        changed = anyio.Event()
 
 
 async def cmd_watch(c: Client, a: argparse.Namespace) -> int:
@@ -760,8 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="a job's log")
     p.add_argument("id", type=int)
-    p.add_argument("--tail", type=int, default=0, help="last N lines")
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines (at most 10000)")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="print new lines until the job has finished"
+    )
 
     p = sub.add_parser("watch", help="live progress until done")
     p.add_argument("id", type=int, nargs="?")

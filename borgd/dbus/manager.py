@@ -43,6 +43,7 @@ ASV = Annotated[dict[str, Variant], DBusSignature("a{sv}")]
 AASV = Annotated[list[dict[str, Variant]], DBusSignature("aa{sv}")]
 JOB_SIGNAL = Annotated[list[Any], DBusSignature("ta{sv}")]
 PROFILE_SIGNAL = Annotated[list[Any], DBusSignature("sa{sv}")]
+LOG_PAGE = Annotated[list[Any], DBusSignature("ast")]
 
 MANAGER_INTERFACE = "org.borgd1.Manager"
 MANAGER_PATH = "/org/borgd1"
@@ -208,8 +209,14 @@ class ManagerInterface(ServiceInterface):
 
     @dbus_method()
     @guarded
-    def GetJobLog(self, id: T, tail: U) -> AS:
-        return self._service.job_log(id, tail)
+    async def GetJobLog(self, id: T, tail: U) -> AS:
+        return await self._service.job_log(id, tail)
+
+    @dbus_method()
+    @guarded
+    async def ReadJobLog(self, id: T, offset: T, max_lines: U) -> LOG_PAGE:
+        page = await self._service.read_job_log(id, offset, max_lines)
+        return [page.lines, page.next_offset]  # two out args: lines, next_offset
 
     # -- properties -----------------------------------------------------------
 
