@@ -263,7 +263,7 @@ class Service:
         ]
 
     def public_profile(self, row: dict[str, Any], repository: str) -> dict[str, Any]:
-        last = self.store.jobs.last_finished(row["name"], ["backup"], ["succeeded", "warning"])
+        last = self.store.jobs.last_success(row["name"])
         last_success = int(last["finished_at"]) if last else 0
         overdue = is_overdue(int(row["max_age"]), last_success, row["created_at"], self.clock())
         out = {

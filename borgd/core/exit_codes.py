@@ -270,6 +270,19 @@ def _warning(rc: int, msgids: Sequence[str], last_error: str | None, job_type: J
     )
 
 
+# Warnings that leave a backup incomplete in a way the user must fix: a source path
+# that does not exist.  Such a backup is not the profile's "last success", or the
+# overdue watcher would never say that backups of that source stopped.
+INCOMPLETE_BACKUP_EXITS = frozenset({107})
+
+
+def counts_as_success(status: JobStatus, exit_code: int | None) -> bool:
+    """Whether a finished backup is its profile's newest successful backup."""
+    if status is JobStatus.SUCCEEDED:
+        return True
+    return status is JobStatus.WARNING and exit_code not in INCOMPLETE_BACKUP_EXITS
+
+
 def saved_checkpoint(last_error: str | None, job_type: JobType) -> bool:
     """A create stopped by SIGINT says so on its way out, after writing a checkpoint."""
     return job_type is JobType.BACKUP and _SIGINT_TEXT in (last_error or "")

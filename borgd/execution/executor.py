@@ -79,6 +79,7 @@ from borgd.store.jobs import JobRow, NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
 
+SOURCES_TIMEOUT_S = 5.0  # looking whether a backup's sources exist
 FQDN_TIMEOUT_S = 5.0  # a DNS lookup for {fqdn} in an archive name
 HOOK_TIMEOUT = 600.0  # seconds a pre_command or post_command may run
 SHUTDOWN_HOOK_TIMEOUT = 10.0  # a post_command while borgd stops
@@ -526,16 +527,12 @@ class Executor:
             except ValueError as exc:
                 return str(exc)
             self._update(row["id"], row, archive=archive_name)
-            last = self.store.jobs.last_finished(
-                profile.name, ["backup"], ["succeeded", "warning"]
-            )
+            last = self.store.jobs.last_success(profile.name)
             expected = int(last["original_size"]) if last else 0
         if job_type is JobType.RESTORE:
             opts = dict(row["options"] or {})
             if profile is not None and not options.archive:
-                last = self.store.jobs.last_finished(
-                    profile.name, ["backup"], ["succeeded", "warning"]
-                )
+                last = self.store.jobs.last_success(profile.name)
                 if last is None or not last["archive"]:
                     return "no archive to restore: this profile has no backup yet"
                 opts["archive"] = last["archive"]
@@ -565,6 +562,13 @@ class Executor:
             borg = await self.borg.find()
         except BorgNotFound as exc:
             return _failed(str(exc))
+        if job_type is JobType.BACKUP and profile is not None:
+            missing = await _missing(profile.sources)
+            if missing is not None and len(missing) == len(profile.sources):
+                # borg would make an empty archive and only warn: that is no backup.
+                return _failed(
+                    f"none of the sources exists ({', '.join(missing)}); borg did not run"
+                )
         uses_fqdn = profile is not None and "{fqdn" in profile.archive_template
         fqdn = await _host.fqdn() if uses_fqdn else _host.short
         built = await self._retrying(self._spec, row, repo, profile, fqdn)
@@ -853,7 +857,9 @@ class Executor:
             if profile.check_every > 0:
                 count = 0 if run.check_due else int(prow["backups_since_check"]) + 1
                 self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
-            self.events.profile_changed(profile.name, {"last_success": self.clock()})
+            last = self.store.jobs.last_success(profile.name)
+            if last is not None and last["id"] == row["id"]:  # not a backup missing a source
+                self.events.profile_changed(profile.name, {"last_success": last["finished_at"]})
             return
         now = self.clock()
         for chain_id in run.chain:
@@ -874,6 +880,16 @@ class Executor:
 async def _stop_later(handle: RunningProcess, delay: float) -> None:
     await anyio.sleep(delay)
     await stop_process(handle)
+
+
+async def _missing(paths: tuple[str, ...]) -> list[str] | None:
+    """The paths that do not exist; None when looking did not finish in time (a hung
+    mount: borg then finds out, and says so)."""
+    with anyio.move_on_after(SOURCES_TIMEOUT_S):
+        return await anyio.to_thread.run_sync(
+            lambda: [p for p in paths if not os.path.lexists(p)], abandon_on_cancel=True
+        )
+    return None
 
 
 class _HostNames:

@@ -77,7 +77,7 @@ class OverdueWatcher:
             name = row["name"]
             seen.add(name)
             max_age = int(row["max_age"])
-            last = self.store.jobs.last_finished(name, [JobType.BACKUP.value], SUCCESS)
+            last = self.store.jobs.last_success(name)
             last_success = int(last["finished_at"]) if last else 0
             due = overdue_after(max_age, last_success, int(row["created_at"]))
             overdue = due is not None and now > due

@@ -26,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from borgd.core.jobs import LIVE, JobStatus, check_transition, sources_for
+from borgd.core.exit_codes import INCOMPLETE_BACKUP_EXITS
+from borgd.core.jobs import LIVE, JobStatus, JobType, check_transition, sources_for
 from borgd.store.models import Job
 
 JOBS: Table = cast(Table, Job.__table__)
@@ -183,18 +184,20 @@ class JobStore:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(stmt).mappings()]
 
-    def last_finished(
-        self, profile: str, types: Sequence[str], statuses: Sequence[str]
-    ) -> JobRow | None:
+    def last_success(self, profile: str) -> JobRow | None:
+        """The profile's newest successful backup (`exit_codes.counts_as_success`)."""
+        ok = or_(
+            JOBS.c.status == JobStatus.SUCCEEDED.value,
+            and_(
+                JOBS.c.status == JobStatus.WARNING.value,
+                JOBS.c.exit_code.not_in(sorted(INCOMPLETE_BACKUP_EXITS)),
+            ),
+        )
         with self._engine.connect() as conn:
             row = (
                 conn.execute(
                     select(JOBS)
-                    .where(
-                        JOBS.c.profile == profile,
-                        JOBS.c.type.in_(types),
-                        JOBS.c.status.in_(statuses),
-                    )
+                    .where(JOBS.c.profile == profile, JOBS.c.type == JobType.BACKUP.value, ok)
                     .order_by(JOBS.c.finished_at.desc(), JOBS.c.id.desc())
                     .limit(1)
                 )
