@@ -97,9 +97,17 @@ def lock_state_dir(paths: Paths) -> IO[str]:
 
 
 def find_borg(explicit: str | None) -> BorgTool:
-    """`--borg`, else $BORGD_BORG, else `borg` on PATH; its version asked once."""
+    """`--borg`, else $BORGD_BORG, else `borg` on PATH, else ~/.local/bin/borg; its
+    version asked once.
+
+    The last place is for the user unit: systemd gives services its own PATH, without
+    ~/.local/bin, where users (the README, pipx) put borg beside borgd and borgctl.
+    """
     candidate = explicit or os.environ.get("BORGD_BORG") or "borg"
-    path = shutil.which(candidate) or candidate
+    path = shutil.which(candidate)
+    if path is None and candidate == "borg":
+        path = shutil.which(candidate, path=str(Path.home() / ".local" / "bin"))
+    path = path or candidate
     return BorgTool(path=path, version=program_version(path) or (0, 0, 0))
 
 
