@@ -6,8 +6,8 @@ Python with borgd (not editable) and borg 1.4, `borgd`, `borgctl` and `borg`
 linked into ~/.local/bin, the shipped unit and D-Bus activation file in the
 user's folders, a test drop-in, then the manager. Teardown (when this folder's
 tests are done) stops the manager, kills what is left in its cgroups and the
-namespace holder, and removes the folders. The user stays: the next run reuses
-it with an emptied home.
+namespace holder, and removes the folders and what the tests left in the home.
+The user stays: the next run reuses it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,11 +47,10 @@ def user_manager() -> Iterator[UserManager]:
         pytest.fail(str(exc), pytrace=False)
     with ExitStack() as stack:
         stack.enter_context(host.exclusive_run())
-        host.remove_stale_cgroups()
+        host.remove_leftovers()
         user = host.fresh_user()
-        # World-readable (0755): the user runs the venv's Python from here.
-        base = Path(tempfile.mkdtemp(prefix="borgd-systemd-", dir="/var/tmp"))
-        base.chmod(0o755)
+        stack.callback(host.empty_home, user)
+        base = host.run_folder()
         stack.callback(shutil.rmtree, base, ignore_errors=True)
         venv = host.install_venv(ROOT, base)
         runtime = host.make_owned(base / "runtime", user, mode=0o700)

@@ -11,12 +11,14 @@ activation looks in the wrong home).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -26,6 +28,8 @@ USER = "borgd-systemd-test"
 USER_MARK = "borgd systemd tests (throwaway)"
 CGROUP_PREFIX = "borgd-systemd-test-"
 RUN_LOCK = Path("/var/tmp/borgd-systemd-test.lock")
+RUN_FOLDERS = Path("/var/tmp")
+RUN_FOLDER_PREFIX = "borgd-systemd-run-"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Debian's own Python: the user cannot execute the pyenv Python under /root (mode 0700).
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -56,7 +60,7 @@ def require_root_and_tools() -> None:
 def exclusive_run() -> IO[str]:
     """Held for a whole run: two runs at once would wipe each other's user and cgroups.
 
-    While it is held, every cgroup named with CGROUP_PREFIX is a dead run's leftover.
+    While it is held, every cgroup or run folder of these tests is a dead run's leftover.
     """
     handle = open(RUN_LOCK, "a")  # noqa: SIM115 - held until the run ends
     fcntl.flock(handle, fcntl.LOCK_EX)
@@ -78,11 +82,15 @@ def fresh_user() -> pwd.struct_passwd:
         user = pwd.getpwnam(USER)
     if user.pw_gecos != USER_MARK or user.pw_uid == 0:
         raise RuntimeError(f"user {USER} exists but was not made by these tests: not touching it")
+    empty_home(user)
+    return user
+
+
+def empty_home(user: pwd.struct_passwd) -> None:
     home = Path(user.pw_dir)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(mode=0o755, parents=True)
     os.chown(home, user.pw_uid, user.pw_gid)
-    return user
 
 
 def make_owned(path: Path, user: pwd.struct_passwd, mode: int = 0o755) -> Path:
@@ -147,11 +155,21 @@ def remove_cgroup(folder: Path, timeout: float = 10) -> None:
     folder.rmdir()
 
 
-def remove_stale_cgroups() -> None:
-    """Leftovers of an earlier run that died before its teardown."""
+def remove_leftovers() -> None:
+    """What an earlier run that died before its teardown left: its cgroups (and the
+    processes in them), its folder. Called under exclusive_run, so none is in use."""
     for root in cgroup_roots():
         for folder in root.glob(f"{CGROUP_PREFIX}*"):
             remove_cgroup(folder)
+    for folder in RUN_FOLDERS.glob(f"{RUN_FOLDER_PREFIX}*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_folder() -> Path:
+    """World-readable (0755): the user runs the venv's Python from here."""
+    folder = Path(tempfile.mkdtemp(prefix=RUN_FOLDER_PREFIX, dir=RUN_FOLDERS))
+    folder.chmod(0o755)
+    return folder
 
 
 def delegate_cgroups(user: pwd.struct_passwd) -> list[Path]:
@@ -165,6 +183,15 @@ def delegate_cgroups(user: pwd.struct_passwd) -> list[Path]:
 
 
 # -- the mount namespace -----------------------------------------------------------------
+
+
+def die_with_parent() -> None:
+    """PR_SET_PDEATHSIG(SIGKILL), kept across exec: a killed test run leaves no holder.
+
+    (What it started inside the cgroups is removed by the next run's remove_leftovers.)
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def start_namespace_holder() -> subprocess.Popen[str]:
@@ -191,6 +218,7 @@ def start_namespace_holder() -> subprocess.Popen[str]:
         stdin=subprocess.DEVNULL,
         text=True,
         env={"PATH": SYSTEM_PATH},
+        preexec_fn=die_with_parent,
     )
     assert holder.stdout is not None
     line = holder.stdout.readline().strip()

@@ -12,10 +12,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.e2e.jobs_helpers import FINISHED, marked_tree
 from tests.systemd.host import chown_tree, make_owned
 from tests.systemd.manager import UNIT, UserManager
+
+# The first test of this folder also pays for the package fixture: a venv with borgd
+# and borg (~15 s with pip's wheel cache; minutes if pip must build borg).
+pytestmark = pytest.mark.timeout(600)
 
 PASSPHRASE = "correct horse battery staple for the unit tests"
 PASSPHRASE_ENV = {"BORGD_TEST_PASSPHRASE": PASSPHRASE}

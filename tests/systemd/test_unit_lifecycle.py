@@ -10,8 +10,14 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.systemd.manager import UNIT, UserManager
+
+# The first test of this folder also pays for the package fixture: a venv with borgd
+# and borg (~15 s with pip's wheel cache; minutes if pip must build borg).
+pytestmark = pytest.mark.timeout(600)
 
 # After a crash: RestartSec (1 s, drop-in) plus a start (~0.5 s); the watchdog adds its
 # 4 s. 30 s leaves room for a loaded two-core machine without hiding a missing restart.
