@@ -17,6 +17,10 @@ apt_pkgs=(dbus dbus-daemon libdbus-1-dev libglib2.0-dev libglib2.0-bin pkg-confi
           python3-venv systemd man-db groff-base)
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(libcairo2-dev libgirepository1.0-dev gir1.2-glib-2.0 groff)
+  # tests/systemd: a real `systemd --user` for a throwaway user (useradd from passwd;
+  # unshare, nsenter, runuser, mount from util-linux and mount; its session bus from
+  # dbus-user-session).
+  apt_pkgs+=(dbus-user-session util-linux mount passwd)
 fi
 
 missing=()

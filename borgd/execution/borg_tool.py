@@ -4,6 +4,9 @@ borg may be installed after borgd started, removed, or upgraded under it
 (Debian's 1.2 replaced by 1.4 from pip): each job looks for it again on PATH
 (or takes `--borg` / $BORGD_BORG), and asks `borg --version` again only when
 the binary found is another file or was changed since it last asked.  The
+default `borg` is also looked for in ~/.local/bin after PATH: systemd gives
+user services its own PATH, without it, and that is where users (the README,
+pipx) put borg beside borgd and borgctl.  The
 look-up and the version question run in a worker thread with a time limit, so
 a PATH entry on a hung mount never stalls the event loop.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -37,7 +41,7 @@ class BorgNotFound(Exception):
 
 @dataclass(frozen=True)
 class _Identity:
-    path: str
+    path: str  # as found (a link in ~/.local/bin stays a link)
     inode: int
     size: int
     mtime_ns: int
@@ -50,18 +54,20 @@ class BorgLocator:
         self._known: tuple[_Identity, BorgTool] | None = None
 
     def _where(self) -> str:
-        return self.search_path if self.search_path is not None else os.environ.get("PATH", "")
+        path = self.search_path if self.search_path is not None else os.environ.get("PATH", "")
+        if self.candidate == "borg":
+            path = f"{path}:{Path.home() / '.local' / 'bin'}".lstrip(":")
+        return path
 
     def _identify(self) -> _Identity | None:
         found = shutil.which(self.candidate, path=self._where())
         if found is None:
             return None
-        real = os.path.realpath(found)
         try:
-            st = os.stat(real)
+            st = os.stat(found)  # follows links: an upgrade behind a link is noticed
         except OSError:
             return None
-        return _Identity(real, st.st_ino, st.st_size, st.st_mtime_ns)
+        return _Identity(found, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _find(self) -> BorgTool:
         identity = self._identify()
