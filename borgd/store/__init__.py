@@ -34,17 +34,18 @@ class Store:
         return cls(engine, health, None if str(path) == ":memory:" else StoreFile(Path(path)))
 
     def _check_file(self, _conn: object) -> None:
-        """Before every transaction: is the path still our file? (one stat)"""
+        """Before every transaction: is the path still our file? (two stats)"""
         assert self.file is not None
-        what = self.file.check()
-        if what is not None:
-            self.health.failed(what)
-            raise StoreUnavailable(what)
+        self.file.relink()
+        lost = self.file.wal_lost()
+        if lost is not None:
+            self.health.failed(lost)
+            raise StoreUnavailable(lost)
 
     def probe(self) -> None:
         """Put a deleted or replaced store file back, then try a real write."""
         if self.file is not None:
-            self.file.restore(self.engine)
+            self.file.reopen(self.engine)
         probe_write(self.engine)
 
     async def watch_health(self) -> None:

@@ -8,12 +8,12 @@ would be gone.  So borgd keeps a second name for its store, a hard link
 anchor); before every transaction it checks that the path still names that
 file, and when it does not:
 
-* the store is unavailable ("the store file … was deleted/replaced") until
-* the repair, run by the store's health probe: a file that replaced ours is
-  moved aside as ``NAME.replaced-YYYYmmddTHHMMSS`` (never overwritten, never
-  deleted), the path is linked to our file again, and every connection is
-  closed and opened anew (so a deleted ``-wal`` file is checkpointed, not
-  lost).
+* a file that replaced ours is moved aside as ``NAME.replaced-YYYYmmddTHHMMSS``
+  (never overwritten, never deleted) and the path is linked to our file
+  again, at once: the transaction goes on;
+* if the ``-wal`` file went too, the store is unavailable until the health
+  probe closes every connection and opens anew (the last one to close
+  checkpoints the old log into our file, so nothing in it is lost).
 """
 
 from __future__ import annotations
@@ -42,13 +42,19 @@ class StoreFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.keep = path.with_name(f".{path.name}.keep")
+        self.wal = Path(f"{path}-wal")
         self.repairs = 0
         self._identity = _identity(path)
         if _identity(self.keep) != self._identity:
             with contextlib.suppress(FileNotFoundError):
                 self.keep.unlink()  # left by another store file (a restore by hand)
             os.link(path, self.keep)
-        self._anchor = sqlite3.connect(path, check_same_thread=False)
+        self._open_anchor()
+
+    def _open_anchor(self) -> None:
+        self._anchor = sqlite3.connect(self.path, check_same_thread=False)
+        self._anchor.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the WAL
+        self._wal_identity = _identity(self.wal)
 
     def check(self) -> str | None:
         """None while the path names the file borgd opened; else what happened."""
@@ -59,22 +65,18 @@ class StoreFile:
             return f"the store file {self.path} was deleted"
         return f"the store file {self.path} was replaced by another file"
 
-    def restore(self, engine: Engine) -> None:
-        """Give the path back to our file (see the module docstring)."""
+    def relink(self) -> str | None:
+        """Before every transaction (two stats): give the path back to our file at once if
+        it lost it; returns what happened, or None.  The open connections go on."""
         what = self.check()
         if what is None:
-            return
+            return None
         moved = None
-        if self.path.exists():
+        if os.path.lexists(self.path):
             stamp = time.strftime("%Y%m%dT%H%M%S")
             moved = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
             os.rename(self.path, moved)
         os.link(self.keep, self.path)
-        # Close every connection: the last one checkpoints the WAL into our file through
-        # the descriptors it holds, even if the -wal file's name is gone too.
-        engine.dispose()
-        self._anchor.close()
-        self._anchor = sqlite3.connect(self.path, check_same_thread=False)
         self.repairs += 1
         log.error(
             "store.file_restored",
@@ -82,6 +84,28 @@ class StoreFile:
             path=str(self.path),
             moved_aside=str(moved) if moved else None,
         )
+        return what
+
+    def wal_lost(self) -> str | None:
+        """The -wal file's name no longer names the one the connections write to: new
+        connections would not see what it holds until everything is reopened."""
+        if _identity(self.wal) == self._wal_identity:
+            return None
+        return f"the store's write-ahead log {self.wal} was deleted or replaced"
+
+    def reopen(self, engine: Engine) -> None:
+        """Close every connection and open anew: the last one to close checkpoints the
+        old write-ahead log into our file through the descriptors it holds."""
+        if self.wal_lost() is None:
+            return
+        engine.dispose()
+        self._anchor.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.wal)  # somebody else's, if anything: ours is checkpointed
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self.path}-shm")
+        self._open_anchor()
+        log.error("store.reopened", why="write-ahead log lost", path=str(self.path))
 
     def close(self) -> None:
         self._anchor.close()
