@@ -252,6 +252,13 @@ class Daemon:
             clock,
             Retention(max(1, args.keep_jobs_days), max(1, args.keep_jobs)),
         )
+        last_active = [0]
+
+        def active_changed(n: int) -> None:
+            if n != last_active[0]:
+                last_active[0] = n
+                events.manager_changed({"ActiveJobs": n})
+
         executor = Executor(
             store=store,
             events=events,
@@ -262,6 +269,7 @@ class Daemon:
             max_parallel=max(1, args.max_parallel),
             block_sleep=lambda why: scheduling.block_sleep(why),
             after_job=retention.poke,
+            active_changed=active_changed,
         )
 
         # -- scheduling (scheduler, condition watchers, sleep, overdue, notifications) --
@@ -288,9 +296,9 @@ class Daemon:
             logs_dir=paths.logs,
             set_secret=secrets.set,
             delete_secret=secrets.delete,
+            profiles_changed=scheduling.profiles_changed,
+            repositories_changed=scheduling.secret_watcher.kick,
         )
-        service.on_profiles_changed = scheduling.profiles_changed
-        service.on_repositories_changed = scheduling.secret_watcher.kick
 
         notifier.status("recovering")
         while True:
@@ -312,15 +320,6 @@ class Daemon:
         job_objects.export_live(store.jobs.live())
         bus.add_message_handler(signature_guard({manager.name: in_signatures(manager)}))
         events.subscribe(DbusPublisher(manager, job_objects))
-
-        last_active = [0]
-
-        def active_changed(n: int) -> None:
-            if n != last_active[0]:
-                last_active[0] = n
-                events.manager_changed({"ActiveJobs": n})
-
-        executor.on_active_changed = active_changed
 
         def store_health_changed(state: str) -> None:
             events.manager_changed({"StoreHealth": state})

@@ -74,6 +74,8 @@ class Service:
         logs_dir: Path,
         set_secret: SecretSetter,
         delete_secret: SecretDeleter,
+        profiles_changed: Callable[[], None] = lambda: None,
+        repositories_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.events = events
@@ -82,9 +84,10 @@ class Service:
         self.logs_dir = logs_dir
         self._set_secret = set_secret
         self._delete_secret = delete_secret
-        self.on_profiles_changed: Callable[[], None] = lambda: None
+        # Schedules follow their profiles (the scheduler reconciles).
+        self.on_profiles_changed = profiles_changed
         # Passphrases came or went: the keyring watcher re-checks what is locked.
-        self.on_repositories_changed: Callable[[], None] = lambda: None
+        self.on_repositories_changed = repositories_changed
 
     # -- repositories ---------------------------------------------------------
 

@@ -172,6 +172,7 @@ class Executor:
         base_env: dict[str, str] | None = None,
         hook_timeout: float = HOOK_TIMEOUT,
         after_job: Callable[[], None] = lambda: None,
+        active_changed: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.store = store
         self.events = events
@@ -189,7 +190,7 @@ class Executor:
         self._wake = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._accepting = True
-        self.on_active_changed: Callable[[int], None] = lambda n: None
+        self.on_active_changed = active_changed  # the ActiveJobs property
 
     # -- control ------------------------------------------------------------
 
