@@ -56,8 +56,9 @@ def test_passphrase_never_leaks(start_borgd, busctl, session_env, tmp_path):
         assert secret not in environ
         names = [v.split(b"=", 1)[0] for v in environ.split(b"\0") if v]
         assert b"BORG_PASSPHRASE_FD" in names and b"BORG_PASSPHRASE" not in names
-        # The rest of borg's world, per DESIGN: its own session, stdin /dev/null, UTF-8,
-        # modern exit codes, ssh that never asks, and no way to talk to our systemd.
+        # The rest of borg's world, per borgd(8) (running borg): its own session,
+        # stdin /dev/null, UTF-8, modern exit codes, ssh that never asks, and no way to
+        # talk to our systemd.
         stat = read(f"/proc/{borg}/stat")
         assert int(stat[stat.rfind(b")") + 2 :].split()[3]) == borg  # session leader
         assert os.readlink(f"/proc/{borg}/fd/0") == "/dev/null"
