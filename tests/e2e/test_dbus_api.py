@@ -431,3 +431,36 @@ def test_export_then_apply_on_an_empty_daemon(start_borgd, borgctl, tmp_path, se
 
     assert [strip(t) for t in again] == [strip(t) for t in listings]
     assert borgctl("export").stdout == exported
+
+
+def test_queued_job_cancelled_through_its_job_object(start_borgd, busctl, tmp_path):
+    """org.borgd1.Job.Cancel on /org/borgd1/job/<id>: the queued job ends cancelled, its
+    object leaves the ObjectManager, and the job ahead of it in the lane runs on."""
+    start_borgd()
+    busctl("AddRepository", "ssa{sv}", "main", str(tmp_path / "repo"), 0)
+    # The backup's pre_command holds the repository's lane, so the check queues behind it.
+    busctl(
+        "AddProfile", "ssasa{sv}", "docs", "main", 1, str(tmp_path), 1,
+        "pre_command", "s", "sleep 60",
+    )  # fmt: skip
+    ahead = busctl("StartJob", "ssa{sv}", "docs", "backup", 0)
+    wait_until(lambda: busctl("GetJob", "t", ahead)["status"] == "running", 20, "the backup")
+    queued = busctl("StartJob", "ssa{sv}", "docs", "check", 0)
+    path = f"/org/borgd1/job/{queued}"
+
+    def managed() -> dict:
+        return busctl(
+            "GetManagedObjects", path="/org/borgd1", interface="org.freedesktop.DBus.ObjectManager"
+        )
+
+    assert managed()[path]["org.borgd1.Job"]["status"] == "queued"
+    busctl("Cancel", path=path, interface="org.borgd1.Job")
+    done = finished(busctl, queued, timeout=10)
+    assert done["status"] == "cancelled", done
+    assert done["started_at"] == 0, "it never ran"
+    wait_until(lambda: path not in managed(), 10, "the job object to go")
+    assert busctl("GetJob", "t", ahead)["status"] == "running"
+    with pytest.raises(BusctlError):  # the object is gone, so is its method
+        busctl("Cancel", path=path, interface="org.borgd1.Job")
+    busctl("CancelJob", "t", ahead)
+    assert finished(busctl, ahead, timeout=30)["status"] == "cancelled"

@@ -7,14 +7,11 @@ session bus; borgd as a process with real borg.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 from dbusmock import MOCK_IFACE, SpawnedMock
 
 import dbus
@@ -35,34 +32,6 @@ UPOWER = "org.freedesktop.UPower"
 NM = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
 NM_METERED_YES = 1
-
-
-@pytest.fixture
-def spawn_mock(session_env) -> Iterator[Callable[..., SpawnedMock]]:
-    """Spawn a dbusmock template on the test's own system (or session) bus."""
-    spawned: list[SpawnedMock] = []
-
-    def spawn(
-        template: str, parameters: dict[str, Any] | None = None, *, session: bool = False
-    ) -> SpawnedMock:
-        var = "DBUS_SESSION_BUS_ADDRESS" if session else "DBUS_SYSTEM_BUS_ADDRESS"
-        saved = os.environ.get(var)
-        os.environ[var] = session_env.vars[var]  # dbusmock reads the address from here
-        try:
-            mock = SpawnedMock.spawn_with_template(
-                template, parameters, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-        finally:
-            if saved is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = saved
-        spawned.append(mock)
-        return mock
-
-    yield spawn
-    for mock in spawned:
-        mock.terminate()
 
 
 def log_records(daemon: Any) -> list[tuple[str, str]]:
