@@ -81,9 +81,11 @@ def test_second_instance_exits_1_and_first_keeps_serving(start_borgd, busctl):
     first = start_borgd()
     started = time.monotonic()
     second = start_borgd(ready=False)
-    rc = second.proc.wait(5)
+    # It waits for nothing (the state directory's lock is taken: exit); 15 s covers a
+    # loaded machine's Python start-up, and is far below "hangs until killed".
+    rc = second.proc.wait(15)
     assert rc == 1
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
     out = second.log().strip().splitlines()
     assert len(out) == 1 and "another borgd" in out[0], out
     assert busctl("ListRepositories") == []
@@ -146,6 +148,8 @@ def test_sigterm_during_backup_interrupts_with_checkpoint(
         print(daemon.log())
         raise
     assert rc == 0, daemon.log()
+    # borg gets SIGINT and borgd escalates after 10 s (borgd/execution/runner.py): within
+    # that, the stop did not need the escalation.
     assert time.monotonic() - stopped < 10
     assert daemon.notify.wait_for("STOPPING=1", 1)
 
