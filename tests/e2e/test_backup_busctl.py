@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BusctlError, borg_json, make_tree, wait_until
+from tests.e2e.jobs_helpers import backing_up
 
 
 def job(busctl, job_id: int) -> dict:
@@ -138,7 +139,8 @@ def test_sigterm_during_backup_interrupts_with_checkpoint(
     busctl("AddProfile", "ssasa{sv}", "big", "main", 1, str(source), 0)
     job_id = busctl("StartJob", "ssa{sv}", "big", "backup", 0)
     wait_until(lambda: job(busctl, job_id)["status"] == "running", 20, "the backup to run")
-    time.sleep(3)  # let borg write some chunks, so a checkpoint has content
+    # Borg has stored some chunks (its log says so), so a checkpoint has content.
+    wait_until(lambda: backing_up(busctl, job_id), 30, "borg to store data", interval=0.05)
 
     daemon.notify.drain()
     stopped = time.monotonic()
