@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,10 @@ def session_env(tmp_path: Path, buses: Buses) -> Env:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DBUS_", "XDG_", "NOTIFY_", "WATCHDOG_", "BORG_", "JOURNAL_"))
+        # Nothing of the host's own session or borg setup leaks in (BORGD_BORG included).
+        if not k.startswith(
+            ("DBUS_", "XDG_", "NOTIFY_", "WATCHDOG_", "BORG_", "BORGD_", "JOURNAL_")
+        )
     }
     env.update(
         HOME=str(home),
@@ -172,14 +175,20 @@ class Daemon:
 def start_borgd(session_env: Env, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Daemon:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        wrap: Sequence[str] = (),
+    ) -> Daemon:
+        """Start borgd with `args`; `wrap` is a command it runs under (e.g. nsenter)."""
         n = len(started)
         notify = NotifySocket(tmp_path / f"notify-{n}.sock")
         log_path = tmp_path / f"borgd-{n}.log"
         penv = {**session_env.vars, "NOTIFY_SOCKET": str(notify.path), **(env or {})}
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "borgd.daemon", *args],
+                [*wrap, sys.executable, "-m", "borgd.daemon", *args],
                 env=penv,
                 stdout=log,
                 stderr=subprocess.STDOUT,

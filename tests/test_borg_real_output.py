@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,19 +28,11 @@ from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, Retention
 from borgd.core.exit_codes import interpret_exit
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.progress import ProgressTracker
+from tests.conftest import borg_binary
 
-
-def find_borg() -> str:
-    found = shutil.which("borg")
-    if found:
-        return found
-    venv_borg = Path(sys.executable).parent / "borg"
-    if venv_borg.exists():
-        return str(venv_borg)
-    pytest.fail("borg not found: install the test extra (pip install -e '.[test]')")
-
-
-BORG = find_borg()
+# The venv's borg (1.4, what tests/data was recorded with) first: never a borg that
+# merely happens to be on the machine's PATH, such as Debian's 1.2 in /usr/bin.
+BORG = borg_binary()
 
 
 def borg_version() -> tuple[int, int, int]:

@@ -253,6 +253,9 @@ async def test_lost_system_bus_is_reported() -> None:
                     lambda: mon.state == "unavailable: lost the connection to the system bus"
                 )
                 tg.cancel_scope.cancel()
+        # What a client of SleepMonitor saw: logind missing first, then the bus gone.
+        lost = states.index("unavailable: lost the connection to the system bus")
+        assert any(s.startswith("unavailable: logind") for s in states[:lost]), states
     finally:
         private.stop()
         if saved is None:

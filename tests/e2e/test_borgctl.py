@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tests.conftest import borg_json, make_tree
 
@@ -91,7 +92,7 @@ def test_calendar_needs_no_daemon_and_matches_systemd(borgctl):
             "@1774612800",
             "Mon..Fri *-*-* 09:00",
         ],
-        env={"TZ": "Europe/Berlin", "PATH": "/usr/bin:/bin"},
+        env={"TZ": "Europe/Berlin", "PATH": os.environ["PATH"]},  # wherever it is installed
         capture_output=True,
         text=True,
     )

@@ -49,7 +49,9 @@ def test_cancel_running_backup_and_check(start_borgd, busctl, session_env, tmp_p
     wait_until(lambda: backing_up(busctl, backup), 20, "borg to store data", interval=0.05)
     done, took = cancel_and_time(busctl, backup)
     assert done["status"] == "cancelled", done
-    assert took < 2, f"cancelling the backup took {took:.1f} s"
+    # borgd sends SIGINT and escalates to SIGTERM after 10 s (StopPolicy.grace,
+    # borgd/execution/runner.py): ending sooner means borg stopped on the SIGINT itself.
+    assert took < 10, f"cancelling the backup took {took:.1f} s"
     assert "checkpoint" in done["message"], done["message"]
     listing = borg_json("list", "--consider-checkpoints", str(repo), env=env)["archives"]
     assert [a["name"] for a in listing] == [done["archive"] + ".checkpoint"]
@@ -73,6 +75,7 @@ def test_cancel_running_backup_and_check(start_borgd, busctl, session_env, tmp_p
     time.sleep(0.5)
     done, took = cancel_and_time(busctl, check)
     assert done["status"] == "cancelled", done
-    assert took < 2, f"cancelling the check took {took:.1f} s"
+    # SIGTERM first, SIGKILL after 5 s (the check's StopPolicy): sooner means no SIGKILL.
+    assert took < 5, f"cancelling the check took {took:.1f} s"
     assert not borg_children(daemon.proc.pid)
     assert "SIGTERM" in done["message"], done["message"]

@@ -9,9 +9,12 @@ import subprocess
 import threading
 from itertools import pairwise
 
-from tests.conftest import borg_json, wait_until
+import pytest
+
+from tests.conftest import borg_json, make_tree, wait_until
 from tests.e2e.jobs_helpers import (
     add_profile,
+    add_repo,
     borg_children,
     borg_env,
     init_repo,
@@ -56,8 +59,9 @@ def test_passphrase_never_leaks(start_borgd, busctl, session_env, tmp_path):
         assert secret not in environ
         names = [v.split(b"=", 1)[0] for v in environ.split(b"\0") if v]
         assert b"BORG_PASSPHRASE_FD" in names and b"BORG_PASSPHRASE" not in names
-        # The rest of borg's world, per DESIGN: its own session, stdin /dev/null, UTF-8,
-        # modern exit codes, ssh that never asks, and no way to talk to our systemd.
+        # The rest of borg's world, per borgd(8) (running borg): its own session,
+        # stdin /dev/null, UTF-8, modern exit codes, ssh that never asks, and no way to
+        # talk to our systemd.
         stat = read(f"/proc/{borg}/stat")
         assert int(stat[stat.rfind(b")") + 2 :].split()[3]) == borg  # session leader
         assert os.readlink(f"/proc/{borg}/fd/0") == "/dev/null"
@@ -119,3 +123,76 @@ def test_passphrase_never_leaks(start_borgd, busctl, session_env, tmp_path):
     stored = [p for p in (session_env.home / "config" / "borgd").rglob("*") if p.is_file()]
     assert [read(str(p)).strip() for p in stored] == [secret]
     assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in stored)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_passphrase_in_any_output_with_passcommands_and_failing_borg(
+    log_format, start_borgd, busctl, session_env, tmp_path
+):
+    """Jobs with a passphrase, with a passcommand, and a borg that fails while holding a
+    passphrase; borgd logging at debug level.  No passphrase text is in borgd's stderr, the
+    job logs under $XDG_STATE_HOME/borgd/logs, the store, or any D-Bus reply; and no reply
+    shows a passcommand's text (borgd.dbus(5), ListRepositories)."""
+    daemon = start_borgd("--log-format", log_format, "--log-level", "debug")
+    stored = f"stored-{secrets.token_hex(12)}"
+    by_command = f"command-{secrets.token_hex(12)}"
+    refused = f"refused-{secrets.token_hex(12)}"
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(by_command + "\n")
+    passcommand = f"cat {secret_file}"
+    source = make_tree(tmp_path / "src", 5)
+
+    # A passphrase borgd keeps: init and a backup.
+    init_repo(busctl, "vault", tmp_path / "vault", encryption="repokey", passphrase=stored)
+    add_profile(busctl, "docs", "vault", [source])
+    ok = wait_status(busctl, start(busctl, "docs"))
+    # A passcommand: init and a backup.
+    init_repo(busctl, "cmd", tmp_path / "cmd", encryption="repokey", passcommand=passcommand)
+    add_profile(busctl, "viacmd", "cmd", [source])
+    via_command = wait_status(busctl, start(busctl, "viacmd"))
+    # A passphrase given to a borg that fails: the folder is no repository.
+    (tmp_path / "not-a-repo").mkdir()
+    add_repo(busctl, "broken", tmp_path / "not-a-repo", passphrase=refused)
+    add_profile(busctl, "fails", "broken", [source])
+    failed = wait_status(busctl, start(busctl, "fails"))
+    assert (ok["status"], via_command["status"], failed["status"]) == (
+        "succeeded",
+        "succeeded",
+        "failed",
+    ), (ok, via_command, failed)
+    # The command really gave borg its passphrase: the repository opens with it.
+    listing = borg_json("list", str(tmp_path / "cmd"), env=borg_env(session_env, by_command))
+    assert [a["name"] for a in listing["archives"]] == [via_command["archive"]]
+
+    jobs = busctl("ListJobs", "a{sv}", 0)
+    replies = [
+        busctl("ListRepositories"),
+        busctl("ListProfiles"),
+        jobs,
+        *(busctl("GetJob", "t", j["id"]) for j in jobs),
+        *(busctl("GetJobLog", "tu", j["id"], 0) for j in jobs),
+    ]
+    everything_said = json.dumps(replies)
+    assert passcommand not in everything_said
+    assert {r["name"]: r["has_passcommand"] for r in busctl("ListRepositories")} == {
+        "vault": False,
+        "cmd": True,
+        "broken": False,
+    }
+    assert daemon.stop() == 0
+    logs = sorted((session_env.state_dir / "logs").iterdir())
+    assert len(logs) == len(jobs), logs
+    state = session_env.state_dir
+    places = {
+        "borgd's stderr": daemon.log().encode(),
+        "D-Bus replies": everything_said.encode(),
+        **{str(p): read(str(p)) for p in logs},
+        **{
+            name: read(str(state / name))
+            for name in ("borgd.sqlite3", "borgd.sqlite3-wal")
+            if (state / name).exists()
+        },
+    }
+    for text in (stored, by_command, refused):
+        leaks = [where for where, data in places.items() if text.encode() in data]
+        assert leaks == [], f"{text[:8]}… appears in {leaks}"

@@ -93,27 +93,35 @@ def test_seconds_schedule_runs_each_occurrence_on_time(start_borgd, busctl, sess
     start_borgd()
     setup_profile(busctl, session_env)
     sid = add_schedule(busctl, "docs", "*:*:0/2")
-    started = time.monotonic()
     intent = wait_until(
         lambda: [j for j in jobs_of(busctl, sid) if j["status"] == "scheduled"], 5, "the intent"
     )[0]
     assert intent["scheduled_for"] % (2 * S) == 0
     assert busctl("ListSchedules")[0]["next_run"] == intent["scheduled_for"]
 
-    time.sleep(max(0.0, 10.5 - (time.monotonic() - started)))
-    jobs = jobs_of(busctl, sid)
-    done = [j for j in jobs if j["status"] != "scheduled"]
-    wait_until(lambda: all(finished(j) for j in jobs_of(busctl, sid)[: len(done)]), 20, "runs")
-    done = [j for j in jobs_of(busctl, sid) if j["status"] != "scheduled"]
-    assert len(done) >= 4, done
-    for job in done:
-        assert job["status"] == "succeeded", job["message"]
-        assert job["trigger"] == "schedule"
-        assert job["schedule_id"] == sid
-        assert job["scheduled_for"] % (2 * S) == 0
-        assert 0 <= job["started_at"] - job["scheduled_for"] < 1 * S, job
-    occurrences = [j["scheduled_for"] for j in done]
+    def handled() -> list[dict[str, Any]]:
+        return [j for j in jobs_of(busctl, sid) if finished(j)]
+
+    # Four occurrences handled: waited for (about 8 s), not slept for.
+    wait_until(lambda: len(handled()) >= 4, 60, "four occurrences to be handled")
+    past = [j for j in jobs_of(busctl, sid) if j["status"] != "scheduled"]
+    occurrences = [j["scheduled_for"] for j in past]
     assert occurrences == list(range(occurrences[0], occurrences[-1] + 1, 2 * S)), "none lost"
+    runs = []
+    for job in (j for j in past if finished(j)):
+        assert job["trigger"] == "schedule" and job["schedule_id"] == sid, job
+        assert job["scheduled_for"] % (2 * S) == 0
+        if job["status"] == "skipped":
+            # Only on a machine so loaded that one backup outlasted the 2-s period.
+            assert job["skip_reason"] == "already-active", job
+            continue
+        assert job["status"] == "succeeded", job["message"]
+        # On time, by its own occurrence: started before the next one was due.  A
+        # scheduler that polls (systemd's default AccuracySec is 60 s) fails this; the
+        # precision itself (milliseconds) is measured by bench/bench_wake.py.
+        assert 0 <= job["started_at"] - job["scheduled_for"] < 2 * S, job
+        runs.append(job)
+    assert len(runs) >= 2, past
     # Exactly one intent, for the next occurrence.
     intents = [j for j in jobs_of(busctl, sid) if j["status"] == "scheduled"]
     assert len(intents) == 1 and intents[0]["scheduled_for"] > occurrences[-1]
@@ -170,18 +178,25 @@ def test_pause_skips_inside_survives_a_restart_and_expires(
 ):
     daemon = start_borgd()
     setup_profile(busctl, session_env)
-    out = borgctl("pause", "--for", "5s")
+    # 8 s: room for one skipped occurrence and a restart on a loaded machine, all while
+    # the pause still holds.
+    out = borgctl("pause", "--for", "8s")
     assert out.returncode == 0, out.stderr
     paused_at = now_us()
     # Added after the pause began, so no occurrence can run before it takes effect.
     sid = add_schedule(busctl, "docs", "*:*:0/2")
     until = prop(busctl, "PausedUntil")
     assert prop(busctl, "Paused") is True
-    assert paused_at < until <= paused_at + 5 * S
+    assert paused_at < until <= paused_at + 8 * S
 
-    time.sleep(1.5)
+    wait_until(
+        lambda: [j for j in jobs_of(busctl, sid) if j["skip_reason"] == "paused"],
+        10,
+        "an occurrence skipped by the pause",
+    )
     assert daemon.stop() == 0
     start_borgd()
+    assert now_us() < until, "the restart outlasted the pause: nothing left to check"
     assert prop(busctl, "Paused") is True
     assert prop(busctl, "PausedUntil") == until
 

@@ -9,10 +9,11 @@ that follow (trigger and occurrence), no occurrence run twice, one catch-up
 (with one coalesced row when several were missed) for a forward jump,
 nothing repeated after a backward jump, one intent at the end.
 
-Semantics (DESIGN.md, scheduler docstring): forward is like downtime — the
-missed occurrences become one catch-up run; an interval restarts from the
-late run's start.  Backward: occurrences already handled do not run again
-(intents stay where they are), and an interval waits at most one interval.
+Semantics (borgd(8) on the wall clock being set; the scheduler's docstring):
+forward is like downtime — the missed occurrences become one catch-up run; an
+interval restarts from the late run's start.  Backward: occurrences already
+handled do not run again (intents stay where they are), and an interval waits at
+most one interval.
 
 tests/unit/test_scheduler_service.py has single cases (+3 h and −50 min for
 ``hourly``, −5.5 h for an interval); this module is the hour/day matrix.

@@ -1,10 +1,11 @@
 """Faults of the machine around borgd: each one is a clear error, never a crash loop.
 
-* the state directory's disk is full (a small tmpfs as $XDG_STATE_HOME);
+* the state directory's disk is full (a small tmpfs as $XDG_STATE_HOME, mounted in a
+  private mount namespace that borgd runs in: the host's mount table never changes);
 * the store is locked by another process (SQLite ``BEGIN EXCLUSIVE``, and
   ``locking_mode=EXCLUSIVE`` which also shuts readers out);
 * the store file is corrupt (started three times: the same one line each time);
-* borg is not on PATH (and no BORGD_BORG);
+* borg is not on PATH (and no BORGD_BORG), or BORGD_BORG names no file;
 * the log directory cannot be written (a file in its place, a read-only mount).
 
 A fault that concerns one job fails that job with a message naming the
@@ -17,18 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BusctlError, make_tree, wait_until
 from tests.e2e.jobs_helpers import children
+from tests.mountns import MountNamespace, private_mounts
 from tests.reliability.helpers import (
     FINISHED,
     add_profile,
@@ -40,23 +42,6 @@ from tests.reliability.helpers import (
 )
 
 START_LOCK_WAIT = 10.0  # how long borgd waits for a store locked at start (borgd/daemon.py)
-
-
-@contextlib.contextmanager
-def mounted(target: Path, options: str) -> Iterator[None]:
-    """A tmpfs on ``target`` for the test (we run as root; say so when mount is refused)."""
-    target.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
 
 def one_line(text: str) -> str:
@@ -102,25 +87,33 @@ def fill(directory: Path) -> Path:
 DISK_FULL = re.compile(r"no space left|disk is full|disk full|out of space|ENOSPC", re.I)
 
 
+@dataclass
+class SmallState:
+    ns: MountNamespace
+    outside: Path  # the tmpfs, as the test reaches it from its own mount namespace
+
+
 @pytest.fixture
-def small_state(session_env) -> Iterator[Path]:
-    """$XDG_STATE_HOME on a 24 MB tmpfs (the store and the job logs live there)."""
+def small_state(session_env) -> Iterator[SmallState]:
+    """$XDG_STATE_HOME on a 24 MB tmpfs (the store and the job logs live there), mounted in
+    a private mount namespace: borgd runs inside it (``start_borgd(wrap=ns.enter)``)."""
     state = Path(session_env.vars["XDG_STATE_HOME"])
-    with mounted(state, "size=24m,mode=0700"):
-        yield state
+    with private_mounts() as ns:
+        ns.mount_tmpfs(state, "size=24m,mode=0700")
+        yield SmallState(ns, ns.path(state))
 
 
 def test_state_disk_full_when_a_job_is_asked_for(
     small_state, start_borgd, busctl, tmp_path, report
 ):
-    daemon = start_borgd()
+    daemon = start_borgd(wrap=small_state.ns.enter)
     init_repo(busctl, "r1", tmp_path / "r1")
     add_profile(busctl, "p", "r1", [make_tree(tmp_path / "src", 20)])
     first = wait_status(busctl, start_job(busctl, "p"))
     assert first["status"] == "succeeded", first
     before = {j["id"]: j for j in all_jobs(busctl)}
 
-    filler = fill(small_state)
+    filler = fill(small_state.outside)
     try:
         job_id = start_job(busctl, "p")
     except BusctlError as exc:
@@ -137,7 +130,7 @@ def test_state_disk_full_when_a_job_is_asked_for(
         filler.unlink()
     report(f"disk full, StartJob: {outcome[:200]}")
     assert daemon.stop() == 0, daemon.log()
-    start_borgd()
+    start_borgd(wrap=small_state.ns.enter)
     after = {j["id"]: j for j in all_jobs(busctl)}
     for job_id, job in before.items():
         assert (after[job_id]["status"], after[job_id]["finished_at"]) == (
@@ -152,7 +145,7 @@ def test_state_disk_full_while_a_job_runs(small_state, start_borgd, busctl, tmp_
     cannot be written at first.  Correct: the job still ends in a terminal state (its
     outcome, or a failure naming the full disk), at the latest once space is free again,
     and the repository's lane is not blocked by it."""
-    daemon = start_borgd()
+    daemon = start_borgd(wrap=small_state.ns.enter)
     init_repo(busctl, "r1", tmp_path / "r1")
     add_profile(busctl, "p", "r1", [make_tree(tmp_path / "src", 20)], pre_command="sleep 2")
     first = wait_status(busctl, start_job(busctl, "p"))
@@ -160,7 +153,7 @@ def test_state_disk_full_while_a_job_runs(small_state, start_borgd, busctl, tmp_
 
     job_id = start_job(busctl, "p")
     wait_until(lambda: get_job(busctl, job_id)["status"] == "running", 20, "the backup to run")
-    filler = fill(small_state)
+    filler = fill(small_state.outside)
     try:
         wait_until(lambda: not children(daemon.proc.pid), 30, "the pre_command and borg to end")
         time.sleep(1)
@@ -180,7 +173,7 @@ def test_state_disk_full_while_a_job_runs(small_state, start_borgd, busctl, tmp_
     nxt = wait_status(busctl, start_job(busctl, "p"), timeout=30)
     assert nxt["status"] == "succeeded", nxt
     assert daemon.stop() == 0, daemon.log()
-    start_borgd()
+    start_borgd(wrap=small_state.ns.enter)
     after = {j["id"]: j for j in all_jobs(busctl)}
     assert after[first["id"]]["status"] == "succeeded"
     assert after[job_id]["status"] == done["status"]
@@ -330,21 +323,29 @@ BORG_NOT_FOUND = re.compile(
 )
 
 
-def test_borg_missing_fails_jobs_clearly(start_borgd, busctl, tmp_path, report):
-    path = "/usr/bin:/bin"
-    assert shutil.which("borg", path=path) is None, "a borg is installed in /usr/bin or /bin"
-    daemon = start_borgd(env={"PATH": path, "BORGD_BORG": ""})
+@pytest.mark.parametrize("how", ["not-on-path", "borgd-borg-nowhere"])
+def test_borg_missing_fails_jobs_clearly(how, start_borgd, busctl, tmp_path, report):
+    """The world is built, not assumed: PATH is one empty folder (a borg installed in
+    /usr/bin, e.g. Debian's borgbackup, is out of reach), and BORGD_BORG is either unset
+    or names a file that does not exist."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    nowhere = tmp_path / "nowhere" / "borg"
+    borgd_borg = str(nowhere) if how == "borgd-borg-nowhere" else ""
+    daemon = start_borgd(env={"PATH": str(empty), "BORGD_BORG": borgd_borg})
     done = init_repo_unchecked(busctl, "r1", tmp_path / "r1")
     assert done["status"] == "failed", done
     assert BORG_NOT_FOUND.search(done["message"]), done["message"]
     assert "internal error" not in done["message"], done["message"]
+    if borgd_borg:
+        assert str(nowhere) in done["message"], "the message names the missing program"
 
     add_profile(busctl, "p", "r1", [make_tree(tmp_path / "src", 3)])
     backup = wait_status(busctl, start_job(busctl, "p"))
     assert backup["status"] == "failed", backup
     assert BORG_NOT_FOUND.search(backup["message"]), backup["message"]
     assert daemon.proc.poll() is None and serving(busctl)
-    report(f"borg missing: {backup['message'][:200]}")
+    report(f"borg missing ({how}): {backup['message'][:200]}")
 
 
 # -- the log directory cannot be written ------------------------------------------
@@ -357,11 +358,14 @@ def test_unwritable_log_directory(how, start_borgd, busctl, session_env, tmp_pat
     logs = session_env.state_dir / "logs"
     session_env.state_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        wrap: Sequence[str] = ()
         if how == "file-in-the-way":
             logs.write_text("not a directory\n")
         else:
-            stack.enter_context(mounted(logs, "ro,size=1m"))
-        start_borgd()
+            ns = stack.enter_context(private_mounts())
+            ns.mount_tmpfs(logs, "ro,size=1m")
+            wrap = ns.enter
+        start_borgd(wrap=wrap)
         init = init_repo_unchecked(busctl, "r1", tmp_path / "r1")
         add_profile(busctl, "p", "r1", [make_tree(tmp_path / "src", 5)])
         done = wait_status(busctl, start_job(busctl, "p"))

@@ -185,7 +185,7 @@ def test_interpret_exit(
 
 
 def test_status_rule_for_every_code() -> None:
-    """DESIGN: 0 → succeeded; 1 and 100–127 → warning; everything else → failed."""
+    """borgd(8), exit codes: 0 → succeeded; 1 and 100–127 → warning; everything else → failed."""
     for rc in range(-64, 256):
         status = interpret_exit(rc).status
         if rc == 0:

@@ -239,7 +239,10 @@ def test_impossible_date_returns_none_quickly() -> None:
     spec = parse_spec("*-02-30", "UTC")
     t0 = time.perf_counter()
     assert spec.next_after(at(2024, 1, 1)) is None
-    assert time.perf_counter() - t0 < 0.5
+    # A hang guard, not a speed figure (bench/bench_schedule.py has those): it takes
+    # milliseconds; 5 s is far beyond a loaded machine's hiccups and far below a search
+    # that walks the 64,000 days to the year 2199 one instant at a time.
+    assert time.perf_counter() - t0 < 5.0
 
 
 def test_sub_second_repetition() -> None:
@@ -279,21 +282,36 @@ def test_upcoming_merges_in_time_order_with_ties_by_entry_order() -> None:
     ]  # [start, end): midnight of the 2nd is excluded, the interval's anchor is not an instant
 
 
-def test_upcoming_caps_a_dense_spec_quickly() -> None:
-    entries = [("every-second", parse_spec("*:*:*", "UTC"), None)]
-    t0 = time.perf_counter()
-    items, truncated = upcoming(entries, at(2024, 1, 1), at(2025, 1, 1), limit=5000)
-    assert time.perf_counter() - t0 < 1.0
+def test_upcoming_caps_a_dense_spec_lazily() -> None:
+    """A year of an every-second spec is 31 million instants: `limit` steps are taken,
+    not 31 million (counted calls, not wall time)."""
+    dense = parse_spec("*:*:*", "UTC")
+    calls = [0]
+
+    class Counting:
+        interval_seconds = dense.interval_seconds
+
+        def next_after(self, *args: object) -> datetime | None:
+            calls[0] += 1
+            return dense.next_after(*args)  # type: ignore[arg-type]
+
+    entries = [("every-second", Counting(), None)]
+    items, truncated = upcoming(entries, at(2024, 1, 1), at(2025, 1, 1), limit=5000)  # type: ignore[arg-type]
     assert truncated and len(items) == 5000
+    assert calls[0] <= 5001, calls
     assert items[-1][0] == at(2024, 1, 1) + timedelta(seconds=4999)
     items, truncated = upcoming(entries, at(2024, 1, 1), at(2024, 1, 1, 0, 0, 10), limit=10)
     assert len(items) == 10 and not truncated
 
 
-def test_typical_next_after_is_fast() -> None:
+def test_5000_weekday_mornings_in_a_row() -> None:
+    """How fast is bench/bench_schedule.py's business; here: 5000 steps stay right."""
     spec = parse_spec("Mon..Fri *-*-* 09:00", "Europe/Berlin")
     t = at(2024, 1, 1)
-    t0 = time.perf_counter()
+    berlin = ZoneInfo("Europe/Berlin")
     for _ in range(5000):
-        t = spec.next_after(t) or t
-    assert time.perf_counter() - t0 < 1.0  # >= 5000/s even on a slow CI runner
+        nxt = spec.next_after(t)
+        assert nxt is not None and nxt > t
+        local = nxt.astimezone(berlin)
+        assert local.weekday() < 5 and (local.hour, local.minute, local.second) == (9, 0, 0)
+        t = nxt

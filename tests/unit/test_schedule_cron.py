@@ -7,11 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import cronsim  # a test dependency (pyproject.toml [test]): missing means failing
 import pytest
 
 from borgd.core.schedule import SpecError, parse_spec
-
-cronsim = pytest.importorskip("cronsim")
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DOWS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

@@ -25,7 +25,14 @@ import pytest
 from borgd.core.schedule import Spec, SpecError, parse_spec
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-pytestmark = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
+
+
+@pytest.fixture(autouse=True)
+def _oracle_installed() -> None:
+    """The oracle is a test dependency (scripts/bootstrap.sh installs systemd): without it
+    these tests fail instead of silently checking nothing."""
+    assert SYSTEMD_ANALYZE, "systemd-analyze is not installed: run scripts/bootstrap.sh --test"
+
 
 ZONES = (
     "UTC",

@@ -9,7 +9,6 @@ watcher against python-dbusmock's timedated.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import dbusmock
 import pytest
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 from dbusmock import SpawnedMock
 from dbusmock.testcase import BusType, PrivateDBus
 
-import dbus
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
 from borgd.scheduling.alerts import Alerts
@@ -38,6 +37,7 @@ from borgd.scheduling.tzwatch import TimezoneWatcher
 from borgd.store import Store
 from borgd.system.secrets import SecretStore
 from tests import test_system_secrets as fake_secrets
+from tests.mountns import unshare_argv
 from tests.test_system_secrets import BASE, COLLECTION, FakeService
 from tests.unit.test_scheduler_service import HOUR, MIN, Recorder, at, settle
 
@@ -45,6 +45,7 @@ pytestmark = pytest.mark.anyio
 
 DAY = 24 * HOUR
 ROOT = Path(__file__).resolve().parents[2]
+TIMEDATE = "org.freedesktop.timedate1"
 
 
 @pytest.fixture
@@ -332,17 +333,30 @@ async def test_locked_keyring_is_reported_and_unlocking_is_noticed(
 
 MOUNT_CHILD = textwrap.dedent(
     """
-    import subprocess, sys, anyio
+    import os, subprocess, sys, anyio
     from borgd.scheduling.mounts import MountWatcher
+
+    def watching_the_table():
+        # The watcher opens the mount table and reads it to its end in one step, before it
+        # first waits: once the fd exists, any later mount is a change it must see.
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").endswith("/mountinfo"):
+                    return True
+            except OSError:
+                pass
+        return False
 
     async def main():
         seen = anyio.Event()
         watcher = MountWatcher(seen.set)
         async with anyio.create_task_group() as tg:
             tg.start_soon(watcher.run)
-            await anyio.sleep(0.2)
+            with anyio.fail_after(10):
+                while not watching_the_table():
+                    await anyio.sleep(0.01)
             subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
-            with anyio.fail_after(5):
+            with anyio.fail_after(10):
                 await seen.wait()
             tg.cancel_scope.cancel()
         print("noticed", watcher.changes)
@@ -353,21 +367,19 @@ MOUNT_CHILD = textwrap.dedent(
 
 
 def test_mount_watcher_notices_a_mount(tmp_path: Path) -> None:
-    """In a private user and mount namespace, as an unprivileged user may mount tmpfs."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rm", "true"], check=False).returncode:
-        pytest.skip("no unprivileged mount namespaces here")
+    """In a private mount namespace (the host's mount table is untouched, and no host
+    mount made meanwhile propagates in to be counted), a tmpfs mount is one change."""
     (tmp_path / "disk").mkdir()
     done = subprocess.run(
-        [unshare, "-rm", sys.executable, "-c", MOUNT_CHILD, str(tmp_path / "disk")],
+        [*unshare_argv(), sys.executable, "-c", MOUNT_CHILD, str(tmp_path / "disk")],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         cwd=ROOT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "noticed 1" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-1] == "noticed 1", done.stdout
 
 
 # -- the time zone ------------------------------------------------------------------
@@ -404,15 +416,26 @@ async def test_timezone_watcher_follows_timedated_without_starting_it(
                         "timedated", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
                 )
-                await anyio.sleep(0.3)  # the owner change reaches the watcher
-                mock.obj.SetTimezone(
-                    "America/New_York", False, dbus_interface="org.freedesktop.timedate1"
-                )
+                # When the watcher has subscribed is not observable from here: set zones
+                # until one change arrives (each SetTimezone emits PropertiesChanged).
+                zones = ("America/New_York", "Europe/Berlin")
+                sets = 0
                 while not changes:
-                    await anyio.sleep(0.02)
-                assert watcher.changes == 1
+                    zone = zones[sets % 2]
+                    await anyio.to_thread.run_sync(
+                        lambda zone=zone: mock.obj.SetTimezone(
+                            zone, False, dbus_interface=TIMEDATE
+                        )
+                    )
+                    sets += 1
+                    with anyio.move_on_after(0.5):
+                        while not changes:
+                            await anyio.sleep(0.02)
+                assert 1 <= watcher.changes <= sets
                 tg.cancel_scope.cancel()
+        # It only listened: no call of its own reached timedated (a call would start it).
+        calls = [c[1] for c in mock.obj.GetCalls(dbus_interface=dbusmock.MOCK_IFACE)]
+        assert set(calls) == {"SetTimezone"}, calls
     finally:
         if mock is not None:
             mock.terminate()
-    assert dbus  # dbus-python is what dbusmock's proxies use
