@@ -21,6 +21,8 @@ if [ "$want_test" = 1 ]; then
   # unshare, nsenter, runuser, mount from util-linux and mount; its session bus from
   # dbus-user-session).
   apt_pkgs+=(dbus-user-session util-linux mount passwd)
+  # borg's FUSE extra (pyfuse3) for `borg mount`: a real FUSE mount in the fault tests.
+  apt_pkgs+=(libfuse3-dev fuse3)
 fi
 
 missing=()

@@ -29,6 +29,7 @@ from borgd.clock import Clock
 from borgd.execution import joblog
 from borgd.store import Store, StoreUnavailable
 from borgd.store.jobs import JobRow
+from borgd.wakeups import Poke
 
 log = structlog.get_logger(__name__)
 
@@ -106,14 +107,8 @@ class RetentionRunner:
         self.retention = retention
         self.interval = interval
         self.passes = 0
-        self._poked = False
-        self._event: anyio.Event | None = None
-
-    def poke(self) -> None:
-        """A job finished: a pass soon (several finishing at once make one pass)."""
-        self._poked = True
-        if self._event is not None:
-            self._event.set()
+        # A job finished: a pass soon (several finishing during one pass make one more).
+        self.poke = Poke()
 
     async def expire(self) -> list[JobRow]:
         store, keep = self.store, self.retention
@@ -136,7 +131,7 @@ class RetentionRunner:
 
     async def run(self) -> None:
         while True:
-            self._poked = False
+            since = self.poke.generation
             try:
                 await self.expire()
             except StoreUnavailable:
@@ -144,12 +139,7 @@ class RetentionRunner:
                 continue
             except Exception:
                 log.exception("retention.failed")
-            if self._poked:
-                continue
-            self._event = anyio.Event()
-            with anyio.move_on_after(self.interval):
-                await self._event.wait()
-            self._event = None
+            await self.poke.wait(since, self.interval)
 
 
 async def retention_loop(

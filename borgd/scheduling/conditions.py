@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import anyio
 import structlog
 
 from borgd.core.config import local_path
 from borgd.core.jobs import SkipReason
+from borgd.wakeups import Poke
 
 log = structlog.get_logger(__name__)
 
@@ -83,14 +83,8 @@ class NetworkSettle:
         self.conditions = conditions
         self.on_change = on_change
         self.settle_s = settle_s
-        self._generation = 0
-        self._event: anyio.Event | None = None
+        self._kick = Poke()
         self._sleeping = False
-
-    def _kick(self) -> None:
-        self._generation += 1
-        if self._event is not None:
-            self._event.set()
 
     def suspending(self) -> None:
         self.conditions.network_settled = False
@@ -106,27 +100,17 @@ class NetworkSettle:
     def network_changed(self) -> None:
         self._kick()
 
-    async def _kicked(self, since: int, timeout: float | None) -> bool:
-        """Wait for a kick after ``since``; False when ``timeout`` passed first."""
-        if self._generation != since:
-            return True
-        self._event = event = anyio.Event()
-        with anyio.move_on_after(timeout):
-            await event.wait()
-            return True
-        return False
-
     async def run(self) -> None:
         while True:
-            since = self._generation
+            since = self._kick.generation
             if self._sleeping:
-                if not await self._kicked(since, self.SLEEP_GRACE_S):
+                if not await self._kick.wait(since, self.SLEEP_GRACE_S):
                     self._sleeping = False  # no sleep came of it
                 continue
             if self.conditions.network_settled or not self.conditions.online:
-                await self._kicked(since, None)
+                await self._kick.wait(since)
                 continue
-            if await self._kicked(since, self.settle_s):
+            if await self._kick.wait(since, self.settle_s):
                 continue  # offline again, or another resume: start over
             self.conditions.network_settled = True
             log.info("network.settled")

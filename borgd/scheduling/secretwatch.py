@@ -14,16 +14,15 @@ a held-back job starts as soon as the keyring is unlocked.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import structlog
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from borgd.latch import Latch
 from borgd.scheduling.conditions import Conditions
 from borgd.store import Store
+from borgd.wakeups import Latch, Poke
 
 log = structlog.get_logger(__name__)
 
@@ -55,15 +54,12 @@ class SecretWatcher:
         self.on_change = on_change
         self.bus = bus
         self.recheck_s = recheck_s
-        self._generation = 0
-        self._event: anyio.Event | None = None
+        self._poke = Poke()
         self._lock = anyio.Lock()
         self.settled = Latch()  # subscribed to the keyring's signals, or gave up
 
     def kick(self) -> None:
-        self._generation += 1
-        if self._event is not None:
-            self._event.set()
+        self._poke()
 
     def _on_message(self, msg: Message) -> None:
         if msg.message_type is not MessageType.SIGNAL:
@@ -128,11 +124,9 @@ class SecretWatcher:
         finally:
             self.settled.set()  # subscribed or gave up: the first refresh follows at once
         while True:
-            since = self._generation
+            since = self._poke.generation
             await self.refresh()
-            if self._generation != since:
-                continue
-            timeout: Any = self.recheck_s if self.conditions.locked_secrets else None
-            self._event = event = anyio.Event()
-            with anyio.move_on_after(timeout):
-                await event.wait()
+            # A keyring without lock signals is looked at again while something is locked.
+            await self._poke.wait(
+                since, self.recheck_s if self.conditions.locked_secrets else None
+            )

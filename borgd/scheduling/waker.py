@@ -4,9 +4,9 @@ The scheduler, the overdue watcher and the notification alerts each run one
 loop of "work out what is due, sleep until the next deadline".  A
 :class:`Waker` is that sleep: it arms the loop's :class:`Timer` (a timerfd in
 the daemon, a fake in tests) for an absolute deadline in microseconds and
-returns early when :meth:`Waker.poke` is called.  Pokes are counted, so one
-that arrives while the loop is busy is never lost: the loop reads
-:attr:`Waker.generation` before it works and passes it to :meth:`wait`.
+returns early when :meth:`Waker.poke` is called (a counted
+:class:`~borgd.wakeups.Poke`: the loop reads :attr:`Waker.generation` before
+it works and passes it to :meth:`wait`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import enum
 import anyio
 
 from borgd.scheduling.timer import Timer, WakeReason
+from borgd.wakeups import Poke
 
 
 class Woke(enum.Enum):
@@ -27,39 +28,34 @@ class Woke(enum.Enum):
 class Waker:
     def __init__(self, timer: Timer) -> None:
         self.timer = timer
-        self.generation = 0
-        self._event: anyio.Event | None = None
+        self._poke = Poke()
+
+    @property
+    def generation(self) -> int:
+        return self._poke.generation
 
     def poke(self) -> None:
-        self.generation += 1
-        if self._event is not None:
-            self._event.set()
+        self._poke()
 
     async def wait(self, deadline_us: int | None, *, since: int) -> Woke:
         """Sleep until ``deadline_us`` (None: until poked), or return at once if poked
         after the loop read ``since`` from :attr:`generation`."""
         if self.generation != since:
             return Woke.POKE
-        event = self._event = anyio.Event()
         result = Woke.POKE
-        try:
-            async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
 
-                async def on_timer(deadline: int) -> None:
-                    nonlocal result
-                    why = await self.timer.sleep_until(deadline / 1_000_000)
-                    result = (
-                        Woke.CLOCK_CHANGED if why is WakeReason.CLOCK_CHANGED else Woke.DEADLINE
-                    )
-                    tg.cancel_scope.cancel()
+            async def on_timer(deadline: int) -> None:
+                nonlocal result
+                why = await self.timer.sleep_until(deadline / 1_000_000)
+                result = Woke.CLOCK_CHANGED if why is WakeReason.CLOCK_CHANGED else Woke.DEADLINE
+                tg.cancel_scope.cancel()
 
-                async def on_poke() -> None:
-                    await event.wait()
-                    tg.cancel_scope.cancel()
+            async def on_poke() -> None:
+                await self._poke.wait(since)
+                tg.cancel_scope.cancel()
 
-                if deadline_us is not None:
-                    tg.start_soon(on_timer, deadline_us)
-                tg.start_soon(on_poke)
-        finally:
-            self._event = None
+            if deadline_us is not None:
+                tg.start_soon(on_timer, deadline_us)
+            tg.start_soon(on_poke)
         return result

@@ -21,7 +21,6 @@ from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
-from borgd.latch import Latch
 from borgd.system.freedesktop import (
     ABSENT_ERRORS,
     DBUS_NAME,
@@ -30,6 +29,7 @@ from borgd.system.freedesktop import (
     PROPERTIES_IFACE,
     PROPERTIES_NODE,
 )
+from borgd.wakeups import Latch
 
 
 def _log() -> Any:
