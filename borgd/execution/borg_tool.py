@@ -18,11 +18,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
-import anyio.to_thread
 import structlog
 
 from borgd.execution.runner import program_version
+from borgd.offloop import call_with_timeout
 
 log = structlog.get_logger(__name__)
 
@@ -89,12 +88,13 @@ class BorgLocator:
 
     async def find(self) -> BorgTool:
         """The borg to run now; raises BorgNotFound with a message for the job."""
-        with anyio.move_on_after(FIND_TIMEOUT_S):
-            return await anyio.to_thread.run_sync(self._find, abandon_on_cancel=True)
-        raise BorgNotFound(
-            f"looking for borg ({self.candidate!r}) did not finish in {FIND_TIMEOUT_S:g} s "
-            "(a folder in PATH on a hung mount?)"
-        )
+        try:
+            return await call_with_timeout(self._find, FIND_TIMEOUT_S, "borg-lookup")
+        except TimeoutError:
+            raise BorgNotFound(
+                f"looking for borg ({self.candidate!r}) did not finish in {FIND_TIMEOUT_S:g} s "
+                "(a folder in PATH on a hung mount?)"
+            ) from None
 
 
 class FixedBorg:

@@ -71,6 +71,7 @@ from borgd.execution.runner import (
     run_process,
     stop_process,
 )
+from borgd.offloop import call_with_timeout
 from borgd.store import Store
 from borgd.store.catalog import NotFound as CatalogNotFound
 from borgd.store.catalog import profile_config, repo_config
@@ -886,11 +887,12 @@ async def _stop_later(handle: RunningProcess, delay: float) -> None:
 async def _missing(paths: tuple[str, ...]) -> list[str] | None:
     """The paths that do not exist; None when looking did not finish in time (a hung
     mount: borg then finds out, and says so)."""
-    with anyio.move_on_after(SOURCES_TIMEOUT_S):
-        return await anyio.to_thread.run_sync(
-            lambda: [p for p in paths if not os.path.lexists(p)], abandon_on_cancel=True
+    try:
+        return await call_with_timeout(
+            lambda: [p for p in paths if not os.path.lexists(p)], SOURCES_TIMEOUT_S, "sources"
         )
-    return None
+    except TimeoutError:
+        return None
 
 
 class _HostNames:
@@ -911,10 +913,10 @@ class _HostNames:
             return self._fqdn
         if not self._asking:
             self._asking = True
-            with anyio.move_on_after(FQDN_TIMEOUT_S):
-                self._fqdn = await anyio.to_thread.run_sync(self._ask, abandon_on_cancel=True)
-                return self._fqdn
-            log.warning("hostname.fqdn_timeout", timeout_s=FQDN_TIMEOUT_S, using=self.short)
+            try:
+                return await call_with_timeout(self._ask, FQDN_TIMEOUT_S, "fqdn")
+            except TimeoutError:
+                log.warning("hostname.fqdn_timeout", timeout_s=FQDN_TIMEOUT_S, using=self.short)
         return self.short
 
     def _ask(self) -> str:

@@ -14,8 +14,9 @@ import os
 from collections.abc import Iterable
 
 import anyio
-import anyio.to_thread
 import structlog
+
+from borgd.offloop import call_with_timeout
 
 log = structlog.get_logger(__name__)
 
@@ -36,17 +37,11 @@ class PathProbe:
         if path in self._stuck:
             return False
         self._stuck.add(path)
-        answered = False
         try:
-            with anyio.move_on_after(self.timeout):
-                result = await anyio.to_thread.run_sync(self._look, path, abandon_on_cancel=True)
-                answered = True
-                return result
-        finally:
-            if answered:
-                self._stuck.discard(path)
-        log.warning("repository.path_hangs", path=path, timeout_s=self.timeout)
-        return False
+            return await call_with_timeout(lambda: self._look(path), self.timeout, "path-probe")
+        except TimeoutError:
+            log.warning("repository.path_hangs", path=path, timeout_s=self.timeout)
+            return False
 
     def _look(self, path: str) -> bool:
         try:
