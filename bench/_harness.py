@@ -381,6 +381,7 @@ class Borgd:
         *args: str,
         env: dict[str, str] | None = None,
         tag: str = "borgd",
+        wrap: Sequence[str] = (),
     ) -> None:
         if "--keep-jobs" not in args:
             # The benchmarks seed large histories; job retention would prune them.
@@ -392,7 +393,7 @@ class Borgd:
         self.started = time.monotonic()
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "borgd.daemon", *args],
+                [*wrap, PYTHON, "-m", "borgd.daemon", *args],  # wrap: e.g. nsenter
                 env=penv,
                 cwd=str(ROOT),
                 stdout=log,
