@@ -64,7 +64,8 @@ def one_run(
         shutil.copyfile(template, store)
         store.chmod(0o600)
     else:  # by the installed borgd: its own schema version
-        subprocess.run([installed.python, "-c", CREATE_STORE, str(store)], check=True)
+        create = [installed.python, "-c", CREATE_STORE, str(store)]
+        subprocess.run(create, check=True, cwd=session.root)  # not the checkout's borgd
     daemon = h.Borgd(session, home, cleanup, tag=tag, installed=installed)
     ready = daemon.wait_ready()
     time.sleep(pause)  # see "SIGTERM at READY=1" below
