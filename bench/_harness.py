@@ -295,8 +295,16 @@ def install_borgd(cleanup: Cleanup, source: Path = ROOT) -> Installed:
     return Installed(venv, source)
 
 
-def measure_process(argv: Sequence[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one child process run to its end."""
+@dataclass(frozen=True)
+class Measured:
+    """One child process run to its end."""
+
+    wall: float  # seconds
+    cpu: float  # user + system seconds: less disturbed than `wall` by a busy machine
+    peak_mib: float  # peak RSS
+
+
+def measure_process(argv: Sequence[str], cwd: Path) -> Measured:
     begin = time.perf_counter()
     proc = subprocess.Popen(
         list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
@@ -306,11 +314,12 @@ def measure_process(argv: Sequence[str], cwd: Path) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{argv} exited {proc.returncode}")
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    # ru_maxrss is in KiB on Linux
+    return Measured(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def measure_floor(python: str, cwd: Path) -> tuple[float, float]:
-    """(seconds, peak MiB) of importing borgd's libraries in a fresh interpreter."""
+def measure_floor(python: str, cwd: Path) -> Measured:
+    """Importing borgd's libraries in a fresh interpreter."""
     return measure_process([python, "-c", FLOOR_IMPORTS], cwd)
 
 

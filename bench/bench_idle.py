@@ -155,7 +155,9 @@ def body(args, cleanup: h.Cleanup) -> int:
     vol1, invol1, threads = h.ctx_switches(pid)
     per1 = h.per_thread_switches(pid)
     rss = h.rss_mb(pid)
-    floor = statistics.median(h.measure_floor(installed.python, session.root)[1] for _ in range(3))
+    floor = statistics.median(
+        h.measure_floor(installed.python, session.root).peak_mib for _ in range(3)
+    )
 
     wake_rate = (vol1 - vol0) / elapsed_min
     cpu_rate = (cpu1 - cpu0) / elapsed_min

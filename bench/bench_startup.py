@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import _harness as h
@@ -49,6 +50,15 @@ def extra(parser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Run:
+    ready: float  # Popen → READY=1, seconds
+    ready_cpu: float  # borgd's CPU seconds when READY=1 arrived
+    stopped: float  # SIGTERM → exit, seconds
+    rc: int
+    jobs: int  # left in the store after the run
+
+
 def one_run(
     session: h.Session,
     cleanup: h.Cleanup,
@@ -56,7 +66,7 @@ def one_run(
     template: Path | None,
     tag: str,
     pause: float = 0.2,
-):
+) -> Run:
     home = session.home(tag)
     store = h.store_path(home)
     store.parent.mkdir(parents=True, mode=0o700)
@@ -68,6 +78,7 @@ def one_run(
         subprocess.run(create, check=True, cwd=session.root)  # not the checkout's borgd
     daemon = h.Borgd(session, home, cleanup, tag=tag, installed=installed)
     ready = daemon.wait_ready()
+    ready_cpu = h.cpu_seconds(daemon.pid)
     time.sleep(pause)  # see "SIGTERM at READY=1" below
     begin = time.monotonic()
     daemon.stop()
@@ -75,13 +86,17 @@ def one_run(
     rc = daemon.proc.returncode
     jobs = h.count_jobs(store)
     shutil.rmtree(home, ignore_errors=True)
-    return ready, stopped, rc, jobs
+    return Run(ready, ready_cpu, stopped, rc or 0, jobs)
 
 
-def wall(argv: list[str], repeat: int, cwd: Path) -> tuple[float, float]:
-    """Median (seconds, peak MiB) of `repeat` fresh runs of `argv`."""
+def wall(argv: list[str], repeat: int, cwd: Path) -> str:
+    """Medians of `repeat` fresh runs of `argv`: wall and CPU seconds, peak RSS."""
     runs = [h.measure_process(argv, cwd) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return (
+        f"{statistics.median(r.wall for r in runs):.3f} s"
+        f" (CPU {statistics.median(r.cpu for r in runs):.3f} s,"
+        f" peak {statistics.median(r.peak_mib for r in runs):.1f} MiB)"
+    )
 
 
 def self_times(python: str, code: str, cwd: Path) -> dict[str, int]:
@@ -126,40 +141,46 @@ def body(args, cleanup: h.Cleanup) -> int:
     h.seed_finished_jobs(template, n_jobs, now_us=time.time_ns() // 1000, python=installed.python)
 
     label_big = f"{n_jobs // 1000}k"
-    results: dict[str, list[tuple[float, float, int, int]]] = {"empty": [], label_big: []}
-    floor: list[tuple[float, float]] = []
+    results: dict[str, list[Run]] = {"empty": [], label_big: []}
+    floor: list[h.Measured] = []
     for i in range(runs):  # interleaved, so machine noise hits every case alike
         floor.append(h.measure_floor(installed.python, session.root))
         results["empty"].append(one_run(session, cleanup, installed, None, f"empty{i}"))
         results[label_big].append(one_run(session, cleanup, installed, template, f"big{i}"))
 
-    floor_s = statistics.median(f[0] for f in floor)
+    def med(values) -> float:
+        return statistics.median(list(values))
+
     table = h.Table(f"borgd start-up (median of {runs} rounds); {installed.describe()}")
     table.add(
         "floor: python -c '" + h.FLOOR_IMPORTS + "'",
-        f"{floor_s:.3f} s (peak {statistics.median(f[1] for f in floor):.1f} MiB)",
+        f"{med(f.wall for f in floor):.3f} s, CPU {med(f.cpu for f in floor):.3f} s,"
+        f" peak {med(f.peak_mib for f in floor):.1f} MiB",
     )
-    table.add("  runs", " ".join(f"{f[0]:.3f}" for f in floor))
+    table.add("  runs", " ".join(f"{f.wall:.3f}" for f in floor))
     for label, rows in results.items():
-        ready = statistics.median(r[0] for r in rows)
         target = TARGETS.get(label, TARGETS["100k"])
         what = "empty store" if label == "empty" else f"{n_jobs:,} finished jobs"
+        # Each round's ratio to the floor measured beside it, then the median.
+        ratio = med(r.ready / f.wall for r, f in zip(rows, floor, strict=True))
+        cpu_ratio = med(r.ready_cpu / f.cpu for r, f in zip(rows, floor, strict=True))
         table.add(
             f"start → READY=1, {what}",
-            f"{ready:.3f} s = {ready / floor_s:.2f}× floor",
+            f"{med(r.ready for r in rows):.3f} s = {ratio:.2f}× floor",
             f"<= {target:g}× floor",
-            ready <= target * floor_s,
+            ratio <= target,
         )
+        table.add("  runs", " ".join(f"{r.ready:.3f}" for r in rows))
         table.add(
-            "  runs",
-            " ".join(f"{r[0]:.3f}" for r in rows),
+            "  borgd's CPU time at READY=1",
+            f"{med(r.ready_cpu for r in rows):.3f} s = {cpu_ratio:.2f}× the floor's CPU time",
         )
         table.add(
             "  SIGTERM → exit (median; exit codes)",
-            f"{statistics.median(r[1] for r in rows):.3f} s; " + ",".join(str(r[2]) for r in rows),
+            f"{med(r.stopped for r in rows):.3f} s; " + ",".join(str(r.rc) for r in rows),
         )
         if label != "empty":
-            left = sorted({r[3] for r in rows})
+            left = sorted({r.jobs for r in rows})
             table.add(
                 "  jobs in the store after the run",
                 ", ".join(f"{n:,}" for n in left),
@@ -168,7 +189,7 @@ def body(args, cleanup: h.Cleanup) -> int:
             )
 
     codes = [
-        one_run(session, cleanup, installed, None, f"race{i}", pause=0)[2] for i in range(runs)
+        one_run(session, cleanup, installed, None, f"race{i}", pause=0).rc for i in range(runs)
     ]
     table.add(
         "SIGTERM at once after READY=1 → exit codes",
@@ -178,21 +199,14 @@ def body(args, cleanup: h.Cleanup) -> int:
     )
 
     where = session.root
-    table.add("explained by (each in a fresh process, median of 3):", "")
-    table.add(
-        "  python -c pass",
-        "{:.3f} s (peak {:.1f} MiB)".format(*wall([installed.python, "-c", "pass"], 3, where)),
-    )
-    table.add(
-        "  python -c 'import borgd.daemon'",
-        "{:.3f} s (peak {:.1f} MiB)".format(
-            *wall([installed.python, "-c", "import borgd.daemon"], 3, where)
-        ),
-    )
     borg = shutil.which("borg", path=h.VENV_BIN) or "borg"
-    table.add(
-        "  borg --version (asked after READY)", f"{wall([borg, '--version'], 3, where)[0]:.3f} s"
-    )
+    table.add("explained by (each in a fresh process, median of 3):", "")
+    for label, argv in (
+        ("python -c pass", [installed.python, "-c", "pass"]),
+        ("python -c 'import borgd.daemon'", [installed.python, "-c", "import borgd.daemon"]),
+        ("borg --version (asked after READY)", [borg, "--version"]),
+    ):
+        table.add(f"  {label}", wall(argv, 3, where))
     table.print()
 
     print("\npython -X importtime 'import borgd.daemon', beyond the floor's modules, self time:")
