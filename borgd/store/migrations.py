@@ -185,7 +185,7 @@ def _rebuild(conn: Connection, step: Rebuild) -> None:
     indexes = [
         row[0]
         for row in conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_schema WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
             " AND sql IS NOT NULL",
             (step.table,),
         )
