@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import math
 import os
 import random
@@ -31,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if importlib.util.find_spec("borgd") is None and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # not installed: use the checkout
 
 _VENV_PY = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(_VENV_PY) if _VENV_PY.exists() else sys.executable
@@ -232,6 +233,97 @@ def boot_wall_offset() -> float:
 
 
 # ---------------------------------------------------------------------------
+# borgd installed as a user installs it, and the floor its libraries set
+
+# What borgd cannot start without: its libraries' own import cost is the floor
+# against which start-up time and memory are quoted.
+FLOOR_IMPORTS = "import sqlalchemy, dbus_fast.aio, anyio, structlog, sdnotify"
+
+
+@dataclass(frozen=True)
+class Installed:
+    """borgd installed non-editable into a temporary venv, its bytecode compiled.
+
+    These machines set PYTHONDONTWRITEBYTECODE=1: an editable checkout (or
+    ``python -m borgd.daemon`` from the repository root) compiles every borgd
+    module again at each start, which no user's install does.  The venv gets
+    borgd alone; its libraries come from the project's .venv through a .pth
+    line, so the floor and borgd import the very same files.
+    """
+
+    venv: Path
+    source: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.venv / "bin" / "python")
+
+    @property
+    def borgd(self) -> str:
+        return str(self.venv / "bin" / "borgd")
+
+    def describe(self) -> str:
+        return f"borgd from {self.source} installed non-editable (pip, bytecode compiled)"
+
+
+def install_borgd(cleanup: Cleanup, source: Path = ROOT) -> Installed:
+    """`pip install --no-deps` a clean copy of `source` (pyproject.toml, README.md, borgd/)
+    into a new venv; a copy, so that setuptools' build/ folder never lands in the checkout."""
+    tmp = cleanup.temp_dir("borgd-bench-install-")
+    tree = tmp / "src"
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(source / name, tree / name)
+    shutil.copytree(source / "borgd", tree / "borgd", ignore=shutil.ignore_patterns("__pycache__"))
+    venv = tmp / "venv"
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [PYTHON, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    res = subprocess.run(
+        [*pip, "install", "-q", "--no-deps", "--compile", str(tree)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"pip install of {source} failed:\n{res.stdout}{res.stderr}")
+
+    def purelib(python: str) -> str:
+        code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+        return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+    site = Path(purelib(str(venv / "bin" / "python")))
+    (site / "_borgd_bench_libraries.pth").write_text(purelib(PYTHON) + "\n")
+    return Installed(venv, source)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One child process run to its end."""
+
+    wall: float  # seconds
+    cpu: float  # user + system seconds: less disturbed than `wall` by a busy machine
+    peak_mib: float  # peak RSS
+
+
+def measure_process(argv: Sequence[str], cwd: Path) -> Measured:
+    begin = time.perf_counter()
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - begin
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} exited {proc.returncode}")
+    # ru_maxrss is in KiB on Linux
+    return Measured(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def measure_floor(python: str, cwd: Path) -> Measured:
+    """Importing borgd's libraries in a fresh interpreter."""
+    return measure_process([python, "-c", FLOOR_IMPORTS], cwd)
+
+
+# ---------------------------------------------------------------------------
 # buses, environment, borgd
 
 
@@ -371,7 +463,8 @@ class NotifySocket:
 
 
 class Borgd:
-    """`python -m borgd.daemon` as a process, with its own notify socket and log file."""
+    """borgd as a process (`python -m borgd.daemon` from the checkout, or an installed
+    package's `borgd`), with its own notify socket and log file."""
 
     def __init__(
         self,
@@ -381,6 +474,7 @@ class Borgd:
         *args: str,
         env: dict[str, str] | None = None,
         tag: str = "borgd",
+        installed: Installed | None = None,
         wrap: Sequence[str] = (),
     ) -> None:
         if "--keep-jobs" not in args:
@@ -390,12 +484,16 @@ class Borgd:
         cleanup.callback(self.notify.close)
         self.log_path = session.root / f"{tag}.log"
         penv = session.env(home, NOTIFY_SOCKET=str(self.notify.path), **(env or {}))
+        if installed is None:  # the checkout, as the tests run it
+            argv, cwd = [PYTHON, "-m", "borgd.daemon"], ROOT
+        else:  # the console script, as systemd's ExecStart runs it
+            argv, cwd = [installed.borgd], session.root
         self.started = time.monotonic()
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [*wrap, PYTHON, "-m", "borgd.daemon", *args],  # wrap: e.g. nsenter
+                [*wrap, *argv, *args],  # wrap: e.g. nsenter
                 env=penv,
-                cwd=str(ROOT),
+                cwd=str(cwd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -562,8 +660,13 @@ def make_tree(root: Path, files: int = 20, size: int = 2000) -> Path:
 # the store
 
 
-def seed_finished_jobs(path: Path, n: int, *, now_us: int, seed: int = 1) -> dict[str, Any]:
+def seed_finished_jobs(
+    path: Path, n: int, *, now_us: int, seed: int = 1, python: str | None = None
+) -> dict[str, Any]:
     """Insert `n` finished jobs in bulk (store created if missing); returns the mix used.
+
+    With `python`, the seeding runs in that interpreter (an `Installed` borgd's),
+    so the store gets that borgd's schema version.
 
     The catalog gets the 5 repositories (paths that do not exist: nothing may
     run) and the 20 profiles (max_age 30 days, so the overdue watcher reads
@@ -571,19 +674,25 @@ def seed_finished_jobs(path: Path, n: int, *, now_us: int, seed: int = 1) -> dic
     5 % check; statuses 86 % succeeded, 5 % warning, 6 % failed, 1 % cancelled,
     2 % skipped; created over the last 150 days, oldest first.
     """
+    profiles = [f"p{i:02d}" for i in range(20)]
+    repos = {p: f"r{i % 5}" for i, p in enumerate(profiles)}
+    span = 150 * 86_400 * 1_000_000
+    mix = {"profiles": profiles, "repositories": sorted(set(repos.values())), "span_us": span}
+    if python is not None:
+        argv = [python, __file__, "seed", str(path), str(n), str(now_us), str(seed)]
+        subprocess.run(argv, check=True, cwd=path.parent)
+        return mix
+
     from sqlalchemy import insert, text
 
     from borgd.store import Store
-    from borgd.store.models import Job
+    from borgd.store.jobs import JOBS
 
     rnd = random.Random(seed)
-    profiles = [f"p{i:02d}" for i in range(20)]
-    repos = {p: f"r{i % 5}" for i, p in enumerate(profiles)}
     types = ["backup"] * 70 + ["prune"] * 15 + ["compact"] * 10 + ["check"] * 5
     statuses = (
         ["succeeded"] * 86 + ["warning"] * 5 + ["failed"] * 6 + ["cancelled"] + ["skipped"] * 2
     )
-    span = 150 * 86_400 * 1_000_000
     start = now_us - span
     store = Store.open(path)
     try:
@@ -639,15 +748,15 @@ def seed_finished_jobs(path: Path, n: int, *, now_us: int, seed: int = 1) -> dic
                 }
                 batch.append(row)
                 if len(batch) >= 10_000:
-                    conn.execute(insert(Job.__table__), batch)
+                    conn.execute(insert(JOBS), batch)
                     batch = []
             if batch:
-                conn.execute(insert(Job.__table__), batch)
+                conn.execute(insert(JOBS), batch)
         with store.engine.connect() as conn:
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     finally:
         store.close()
-    return {"profiles": profiles, "repositories": sorted(set(repos.values())), "span_us": span}
+    return mix
 
 
 def count_jobs(path: Path) -> int:
@@ -703,3 +812,8 @@ class Table:
 
 def ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["seed"]:  # seed_finished_jobs(python=…)
+    _path, _n, _now, _seed = sys.argv[2:6]
+    seed_finished_jobs(Path(_path), int(_n), now_us=int(_now), seed=int(_seed))

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from borgd.core.config import ProfileConfig, RepoConfig, Retention
-from borgd.store.models import Profile, Repository, Schedule, Setting
+from borgd.store import models
 
-REPOS: Table = cast(Table, Repository.__table__)
-PROFILES: Table = cast(Table, Profile.__table__)
-SCHEDULES: Table = cast(Table, Schedule.__table__)
-SETTINGS: Table = cast(Table, Setting.__table__)
+REPOS: Table = models.REPOSITORIES
+PROFILES: Table = models.PROFILES
+SCHEDULES: Table = models.SCHEDULES
+SETTINGS: Table = models.SETTINGS
 
 Row = dict[str, Any]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from borgd.core.exit_codes import INCOMPLETE_BACKUP_EXITS
 from borgd.core.jobs import LIVE, JobStatus, JobType, check_transition, sources_for
-from borgd.store.models import Job
+from borgd.store import models
 
-JOBS: Table = cast(Table, Job.__table__)
+JOBS: Table = models.JOBS
+
 JobRow = dict[str, Any]
 
 # Columns a caller may set alongside a transition or a progress update.

@@ -1,155 +1,178 @@
-"""SQLAlchemy models: the shape of the store.
+"""The shape of the store: SQLAlchemy Core tables on one `MetaData`.
+
+Core tables, not ORM classes: the store speaks SQL statements and plain row
+mappings, and `sqlalchemy.orm` would add ~6 MiB and a tenth of a second to
+every start for nothing.
 
 Timestamps and durations are integer microseconds since the epoch (the
 D-Bus `t` convention), 0 meaning "none".  Jobs keep denormalised profile and
-repository names so history survives a removed profile.  The migrations in
-`migrations.py` create exactly these tables; a test compares the two.
+repository names so history survives a removed profile.  Every integer id is
+`AUTOINCREMENT`: an id is never handed out twice, even after the row holding
+the highest one is deleted, so an old job's `schedule_id` or `parent_id`
+never comes to name a newer row.  The migrations in `migrations.py` create
+exactly these tables; a test compares the two.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
+metadata = MetaData()
 
-class Base(DeclarativeBase):
-    pass
+REPOSITORIES = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, unique=True, nullable=False),
+    Column("url", String, unique=True, nullable=False),
+    Column("encryption", String, nullable=False, default="repokey-blake2"),
+    Column("ssh_command", String),
+    Column("lock_wait", Integer),
+    Column("passcommand", String),
+    Column("has_passphrase", Boolean, nullable=False, default=False),
+    Column("created_at", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
 
+PROFILES = Table(
+    "profiles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, unique=True, nullable=False),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("sources", JSON, nullable=False),
+    Column("excludes", JSON, nullable=False, default=list),
+    Column("compression", String),
+    Column("archive_template", String, nullable=False),
+    Column("keep_within", String),
+    Column("keep_hourly", Integer, nullable=False, default=0),
+    Column("keep_daily", Integer, nullable=False, default=0),
+    Column("keep_weekly", Integer, nullable=False, default=0),
+    Column("keep_monthly", Integer, nullable=False, default=0),
+    Column("keep_yearly", Integer, nullable=False, default=0),
+    Column("prune_after", Boolean, nullable=False, default=False),
+    Column("compact_after", Boolean, nullable=False, default=False),
+    Column("check_every", Integer, nullable=False, default=0),
+    Column("backups_since_check", Integer, nullable=False, default=0),
+    Column("pre_command", Text),
+    Column("post_command", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("max_age", Integer, nullable=False, default=0),
+    Column("inhibit_sleep", Boolean, nullable=False, default=True),
+    Column("one_file_system", Boolean, nullable=False, default=False),
+    Column("created_at", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
 
-class Repository(Base):
-    __tablename__ = "repositories"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
-    url: Mapped[str] = mapped_column(String, unique=True, nullable=False)
-    encryption: Mapped[str] = mapped_column(String, nullable=False, default="repokey-blake2")
-    ssh_command: Mapped[str | None] = mapped_column(String)
-    lock_wait: Mapped[int | None] = mapped_column(Integer)
-    passcommand: Mapped[str | None] = mapped_column(String)
-    has_passphrase: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-
-
-class Profile(Base):
-    __tablename__ = "profiles"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
-    repository_id: Mapped[int] = mapped_column(
-        ForeignKey("repositories.id", ondelete="RESTRICT"), nullable=False
-    )
-    sources: Mapped[list[str]] = mapped_column(JSON, nullable=False)
-    excludes: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
-    compression: Mapped[str | None] = mapped_column(String)
-    archive_template: Mapped[str] = mapped_column(String, nullable=False)
-    keep_within: Mapped[str | None] = mapped_column(String)
-    keep_hourly: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    keep_daily: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    keep_weekly: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    keep_monthly: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    keep_yearly: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    prune_after: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    compact_after: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    check_every: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    backups_since_check: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    pre_command: Mapped[str | None] = mapped_column(Text)
-    post_command: Mapped[str | None] = mapped_column(Text)
-    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    max_age: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    inhibit_sleep: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    one_file_system: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-
-
-class Schedule(Base):
-    __tablename__ = "schedules"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("profiles.id", ondelete="CASCADE"), nullable=False
-    )
-    action: Mapped[str] = mapped_column(String, nullable=False)
-    spec: Mapped[str] = mapped_column(String, nullable=False)
-    timezone: Mapped[str | None] = mapped_column(String)
-    catch_up: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    catch_up_window: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    randomized_delay: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    skip_on_battery: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    skip_on_metered: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    paused_until: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+SCHEDULES = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "profile_id",
+        Integer,
+        ForeignKey("profiles.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("action", String, nullable=False),
+    Column("spec", String, nullable=False),
+    Column("timezone", String),
+    Column("catch_up", Boolean, nullable=False, default=True),
+    Column("catch_up_window", Integer, nullable=False, default=0),
+    Column("randomized_delay", Integer, nullable=False, default=0),
+    Column("skip_on_battery", Boolean, nullable=False, default=False),
+    Column("skip_on_metered", Boolean, nullable=False, default=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("paused_until", Integer, nullable=False, default=0),
     # The last occurrence handled (run, skipped or coalesced): catch-up counts from here.
-    anchor: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    Column("anchor", Integer, nullable=False, default=0),
+    Column("created_at", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
 
+JOBS = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("trigger", String, nullable=False),
+    Column("profile", String, nullable=False, default=""),
+    Column("repository", String, nullable=False),
+    Column("repository_id", Integer, nullable=False),
+    Column("schedule_id", Integer, nullable=False, default=0),
+    Column("parent_id", Integer, nullable=False, default=0),
+    Column("requeued_from", Integer, nullable=False, default=0),
+    Column("scheduled_for", Integer, nullable=False, default=0),
+    Column("created_at", Integer, nullable=False, default=0),
+    Column("queued_at", Integer, nullable=False, default=0),
+    Column("started_at", Integer, nullable=False, default=0),
+    Column("finished_at", Integer, nullable=False, default=0),
+    Column("skip_reason", String, nullable=False, default=""),
+    Column("blocked_by", String, nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("exit_code", Integer, nullable=False, default=-1),
+    Column("archive", String, nullable=False, default=""),
+    Column("progress", Float, nullable=False, default=-1.0),
+    Column("progress_message", Text, nullable=False, default=""),
+    Column("current_file", Text, nullable=False, default=""),
+    Column("nfiles", Integer, nullable=False, default=0),
+    Column("original_size", Integer, nullable=False, default=0),
+    Column("compressed_size", Integer, nullable=False, default=0),
+    Column("deduplicated_size", Integer, nullable=False, default=0),
+    Column("rate", Float, nullable=False, default=0.0),
+    Column("eta", Integer, nullable=False, default=0),
+    Column("duration", Float, nullable=False, default=0.0),
+    Column("options", JSON, nullable=False, default=dict),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("pid_start_time", Integer, nullable=False, default=0),
+    Column("log_path", String, nullable=False, default=""),
+    # The store itself guarantees "never two borg processes on one repository".
+    Index(
+        "ix_jobs_one_running_per_repository",
+        "repository_id",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+    ),
+    # ...and "one scheduled intent per schedule".
+    Index(
+        "ix_jobs_one_intent_per_schedule",
+        "schedule_id",
+        unique=True,
+        sqlite_where=text("status = 'scheduled' AND schedule_id != 0"),
+    ),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_profile", "profile", "id"),
+    Index("ix_jobs_repository", "repository", "id"),
+    Index("ix_jobs_created", "created_at"),
+    # "The newest successful backup of a profile" (overdue, ListProfiles, restore).
+    Index("ix_jobs_profile_finished", "profile", "finished_at", "id"),
+    sqlite_autoincrement=True,
+)
 
-class Job(Base):
-    __tablename__ = "jobs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    type: Mapped[str] = mapped_column(String, nullable=False)
-    status: Mapped[str] = mapped_column(String, nullable=False)
-    trigger: Mapped[str] = mapped_column(String, nullable=False)
-    profile: Mapped[str] = mapped_column(String, nullable=False, default="")
-    repository: Mapped[str] = mapped_column(String, nullable=False)
-    repository_id: Mapped[int] = mapped_column(Integer, nullable=False)
-    schedule_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    parent_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    requeued_from: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    scheduled_for: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    created_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    queued_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    started_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    finished_at: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    skip_reason: Mapped[str] = mapped_column(String, nullable=False, default="")
-    blocked_by: Mapped[str] = mapped_column(String, nullable=False, default="")
-    message: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    exit_code: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
-    archive: Mapped[str] = mapped_column(String, nullable=False, default="")
-    progress: Mapped[float] = mapped_column(Float, nullable=False, default=-1.0)
-    progress_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    current_file: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    nfiles: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    original_size: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    compressed_size: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    deduplicated_size: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    rate: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
-    eta: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    duration: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
-    options: Mapped[dict[str, object]] = mapped_column(JSON, nullable=False, default=dict)
-    pid: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    pid_start_time: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    log_path: Mapped[str] = mapped_column(String, nullable=False, default="")
-
-    __table_args__ = (
-        # The store itself guarantees "never two borg processes on one repository".
-        Index(
-            "ix_jobs_one_running_per_repository",
-            "repository_id",
-            unique=True,
-            sqlite_where=text("status = 'running'"),
-        ),
-        # ...and "one scheduled intent per schedule".
-        Index(
-            "ix_jobs_one_intent_per_schedule",
-            "schedule_id",
-            unique=True,
-            sqlite_where=text("status = 'scheduled' AND schedule_id != 0"),
-        ),
-        Index("ix_jobs_status", "status"),
-        Index("ix_jobs_profile", "profile", "id"),
-        Index("ix_jobs_repository", "repository", "id"),
-        Index("ix_jobs_created", "created_at"),
-        # "The newest successful backup of a profile" (overdue, ListProfiles, restore).
-        Index("ix_jobs_profile_finished", "profile", "finished_at", "id"),
-    )
-
-
-class Setting(Base):
-    """Small persisted daemon state: the global pause."""
-
-    __tablename__ = "settings"
-
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str] = mapped_column(Text, nullable=False)
+# Small persisted daemon state: the global pause.  Its key is a name, not an id.
+SETTINGS = Table(
+    "settings",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)

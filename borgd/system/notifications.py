@@ -10,7 +10,6 @@ returns False and logs at debug level.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from typing import Any
 
@@ -187,6 +186,8 @@ class Notifier:
             return False
         try:
             if await self._body_markup(proxy):
+                import html  # here: its entity table (~0.35 MiB) is rarely needed
+
                 # A server that understands markup would read "<" and "&" as markup.
                 body = html.escape(body, quote=False)
             urgency = URGENCY_CRITICAL if kind == "failure" else URGENCY_NORMAL

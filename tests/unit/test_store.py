@@ -1,9 +1,12 @@
-"""The store: migrations equal the models, file mode, CAS transitions, invariants in SQL."""
+"""The store: migrations equal the models, file mode, CAS transitions, invariants in SQL,
+ids never reused."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,35 +14,65 @@ from sqlalchemy import create_engine
 
 from borgd.core.jobs import IllegalTransition, JobStatus
 from borgd.store import Store
+from borgd.store.catalog import Conflict
 from borgd.store.engine import StoreUnavailable, open_engine
 from borgd.store.jobs import JobFilter, StaleState
-from borgd.store.migrations import LATEST, SchemaTooNew
-from borgd.store.models import Base
+from borgd.store.migrations import LATEST, MIGRATIONS, SchemaTooNew
+from borgd.store.models import metadata
 
 
 def schema(conn: sqlite3.Connection) -> dict[str, object]:
+    """Columns, AUTOINCREMENT, foreign keys, and every index with its columns,
+    uniqueness and (for a partial index) its SQL, per table."""
     tables = {}
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"):
+    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table' ORDER BY name")
+    for name, sql in rows.fetchall():
         cols = [tuple(r[1:6]) for r in conn.execute(f"PRAGMA table_info({name})")]
+        fks = sorted(tuple(r[2:]) for r in conn.execute(f"PRAGMA foreign_key_list({name})"))
         idx = sorted(
-            (r[1], r[2])
+            (
+                r[1],
+                r[2],
+                [c[2] for c in conn.execute(f"PRAGMA index_info({r[1]})")],
+                " ".join(
+                    conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (r[1],))
+                    .fetchone()[0]
+                    .split()
+                )
+                if r[4]
+                else "",
+            )
             for r in conn.execute(f"PRAGMA index_list({name})")
             if not r[1].startswith("sqlite_")
         )
-        tables[name] = (cols, idx)
+        autoincrement = "AUTOINCREMENT" in (sql or "").upper()
+        tables[name] = (cols, autoincrement, fks, idx)
     return tables
+
+
+def modelled_schema(tmp_path) -> dict[str, object]:
+    modelled = tmp_path / "models.db"
+    engine = create_engine(f"sqlite:///{modelled}")
+    metadata.create_all(engine)
+    engine.dispose()
+    with sqlite3.connect(modelled) as conn:
+        return schema(conn)
 
 
 def test_migrated_schema_equals_models(tmp_path):
     migrated = tmp_path / "migrated.db"
     open_engine(migrated).dispose()
-    modelled = tmp_path / "models.db"
-    engine = create_engine(f"sqlite:///{modelled}")
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    with sqlite3.connect(migrated) as a, sqlite3.connect(modelled) as b:
-        assert schema(a) == schema(b)
+    with sqlite3.connect(migrated) as a:
+        assert schema(a) == modelled_schema(tmp_path)
         assert a.execute("PRAGMA user_version").fetchone()[0] == LATEST
+    integer_ids = {"repositories", "profiles", "schedules", "jobs"}
+    assert {name for name, t in schema(a).items() if t[1]} == integer_ids  # type: ignore[index]
+
+
+def test_the_store_imports_no_orm():
+    """sqlalchemy.orm costs ~6 MiB and a tenth of a second at every start."""
+    code = "import sys, borgd.daemon; sys.exit('sqlalchemy.orm' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_store_file_is_private_and_uses_wal(tmp_path):
@@ -169,8 +202,6 @@ def test_expire_keeps_the_newest_per_profile_and_live_jobs(store):
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_jobs(tmp_path):
-    from borgd.store.migrations import MIGRATIONS
-
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:
         for statement in MIGRATIONS[0]:
@@ -192,3 +223,170 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_jobs(tmp_path):
             assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
     finally:
         store.close()
+
+
+# -- ids are never reused ----------------------------------------------------
+
+
+def add_repository(store: Store, name: str) -> int:
+    return store.catalog.add_repository({"name": name, "url": f"/backups/{name}"})
+
+
+def add_profile(store: Store, name: str, repo_id: int) -> int:
+    return store.catalog.add_profile(
+        {"name": name, "repository_id": repo_id, "sources": ["/src"], "archive_template": "a"}
+    )
+
+
+def add_schedule(store: Store, profile_id: int) -> int:
+    return store.catalog.add_schedule(
+        {"profile_id": profile_id, "action": "backup", "spec": "daily"}
+    )
+
+
+def test_a_removed_schedule_id_goes_to_no_new_schedule(store):
+    profile = add_profile(store, "p", add_repository(store, "r"))
+    first, newest = add_schedule(store, profile), add_schedule(store, profile)
+    new_job(store, status="succeeded", schedule_id=newest, finished_at=5)
+    store.catalog.remove_schedule(newest)
+    again = add_schedule(store, profile)
+    assert again not in (first, newest)
+    old = store.jobs.query(JobFilter())[0]
+    assert old["schedule_id"] == newest  # the old job names no live schedule
+    assert [s["id"] for s in store.catalog.schedules()] == [first, again]
+
+
+def test_removed_repository_and_profile_ids_are_not_reused(store):
+    repos = [add_repository(store, "r1"), add_repository(store, "r2")]
+    store.catalog.remove_repository(repos[-1])
+    assert add_repository(store, "r3") > repos[-1]
+    profiles = [add_profile(store, "p1", repos[0]), add_profile(store, "p2", repos[0])]
+    store.catalog.remove_profile(profiles[-1])
+    assert add_profile(store, "p3", repos[0]) > profiles[-1]
+
+
+def test_a_job_id_removed_by_retention_is_not_reused(store):
+    jobs = [new_job(store, status="succeeded", finished_at=10 + i) for i in range(3)]
+    gone = store.jobs.expire(older_than=0, keep_per_profile=2)  # drops the oldest only
+    assert [j["id"] for j in gone] == [jobs[0]["id"]]
+    gone = store.jobs.expire(older_than=100, keep_per_profile=100)  # now the newest too
+    assert jobs[-1]["id"] in {j["id"] for j in gone}
+    assert store.jobs.count() == 0
+    assert new_job(store)["id"] > jobs[-1]["id"]
+
+
+def version_2_store(path) -> None:
+    """A store as borgd wrote it at schema version 2, with rows in every table: two
+    repositories, two profiles, three schedules (the newest removed, an old job still
+    naming it), and jobs linked to schedules, parents and requeues."""
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:2]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(
+            "INSERT INTO repositories VALUES (1,'r1','/b/r1','none',NULL,NULL,NULL,0,1),"
+            " (2,'r2','/b/r2','none','ssh -i k',30,'pass',1,2)"
+        )
+        conn.execute(
+            "INSERT INTO profiles VALUES"
+            " (1,'p1',1,'[\"/a\"]','[]',NULL,'p1-{now}',NULL,"
+            "0,7,4,0,0,1,1,0,0,NULL,NULL,1,0,1,0,1),"
+            " (2,'p2',2,'[\"/b\"]','[]','lz4','p2-{now}','2d',0,0,0,0,0,0,0,3,1,'x','y',1,9,1,1,2)"
+        )
+        conn.execute(
+            "INSERT INTO schedules VALUES (1,1,'backup','daily',NULL,1,0,0,0,0,1,0,0,0,1),"
+            " (2,2,'prune','weekly','UTC',1,0,0,1,1,1,1,99,5,2),"
+            " (3,2,'check','monthly',NULL,1,0,0,0,0,1,0,0,0,3)"
+        )
+        columns = (
+            'type, status, "trigger", profile, repository, repository_id, schedule_id,'
+            " parent_id, requeued_from, scheduled_for, created_at, queued_at, started_at,"
+            " finished_at, skip_reason, blocked_by, message, exit_code, archive, progress,"
+            " progress_message, current_file, nfiles, original_size, compressed_size,"
+            " deduplicated_size, rate, eta, duration, options, pid, pid_start_time, log_path"
+        )
+        jobs = [
+            # id 1: a finished scheduled backup of schedule 1; id 2 its chained prune
+            ("backup", "succeeded", "schedule", "p1", "r1", 1, 1, 0, 0, 10, 10, 10, 11, 20),
+            ("prune", "succeeded", "chain", "p1", "r1", 1, 0, 1, 0, 0, 20, 20, 21, 22),
+            # id 3: a check of schedule 3 (removed since); id 4: a failed backup, id 5 its requeue
+            ("check", "succeeded", "schedule", "p2", "r2", 2, 3, 0, 0, 30, 30, 30, 31, 32),
+            ("backup", "failed", "manual", "p2", "r2", 2, 0, 0, 0, 0, 40, 40, 41, 42),
+            ("backup", "running", "requeue", "p2", "r2", 2, 0, 0, 4, 0, 50, 50, 51, 0),
+            # ids 6, 7: the intents of schedules 1 and 2
+            ("backup", "scheduled", "schedule", "p1", "r1", 1, 1, 0, 0, 900, 60, 0, 0, 0),
+            ("prune", "scheduled", "schedule", "p2", "r2", 2, 2, 0, 0, 950, 70, 0, 0, 0),
+        ]
+        for row in jobs:
+            conn.execute(
+                f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * 14)},"
+                " '', '', 'msg', 0, 'arch', 0.5, 'pm', '/f', 3, 4, 5, 6, 1.5, 7, 2.5,"
+                " '{\"k\": 1}', 0, 0, '/log')",
+                row,
+            )
+        conn.execute("INSERT INTO settings VALUES ('paused', '1'), ('paused_until', '77')")
+        conn.execute("DELETE FROM schedules WHERE id = 3")  # removed; job 3 still names it
+
+
+def dump(path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as conn:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in ("repositories", "profiles", "schedules", "jobs", "settings")
+        }
+
+
+def test_a_version_2_store_is_rebuilt_keeping_rows_indexes_and_keys(tmp_path):
+    path = tmp_path / "v2.db"
+    version_2_store(path)
+    before = dump(path)
+    store = Store.open(path)
+    try:
+        assert dump(path) == before  # every row, every value, every id
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert schema(conn) == modelled_schema(tmp_path)
+            sequence = dict(conn.execute("SELECT name, seq FROM sqlite_sequence"))
+        # The highest id in each table, or named by another row (job 3 still names schedule 3).
+        assert sequence == {"repositories": 2, "profiles": 2, "schedules": 3, "jobs": 7}
+        with store.engine.connect() as conn:  # the daemon's connections keep foreign keys on
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+
+        # The invariants the indexes and keys carry still hold.
+        with pytest.raises(StaleState):  # job 5 runs on repository 2
+            new_job(store, status="running", repository_id=2)
+        with pytest.raises(StaleState):  # schedule 1 has its intent (job 6)
+            new_job(store, status="scheduled", schedule_id=1)
+        with pytest.raises(Conflict):  # profile p1 uses repository 1
+            store.catalog.remove_repository(1)
+        store.catalog.remove_profile(2)  # cascades to schedule 2
+        assert [s["id"] for s in store.catalog.schedules()] == [1]
+        assert store.catalog.setting("paused_until") == "77"
+
+        # No id comes back: not the removed schedule 3 that job 3 names, nor a removed top id.
+        assert add_schedule(store, 1) == 4
+        store.catalog.remove_schedule(4)
+        assert add_schedule(store, 1) == 5
+        assert store.jobs.get(3)["schedule_id"] == 3
+        assert new_job(store)["id"] == 8
+    finally:
+        store.close()
+
+
+def test_a_failed_rebuild_is_rolled_back_and_the_file_kept(tmp_path):
+    path = tmp_path / "v2.db"
+    version_2_store(path)
+    with sqlite3.connect(path) as conn:  # a profile whose repository is gone (keys were off)
+        conn.execute("DELETE FROM repositories WHERE id = 2")
+    before = dump(path)
+    with pytest.raises(StoreUnavailable, match="foreign keys"):
+        Store.open(path)
+    assert dump(path) == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert (
+            "AUTOINCREMENT"
+            not in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+        )
