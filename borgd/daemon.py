@@ -77,9 +77,9 @@ class AlreadyRunning(Exception):
     pass
 
 
-START_LOCK_WAIT_S = 10.0
+START_LOCK_WAIT_S = 10.0  # a store locked by another process at start: wait this long
 # Watchers subscribe before READY=1, within this (each system call has its own limit).
-READY_WAIT_S = 5.0  # a store locked by another process at start: wait this long
+READY_WAIT_S = 5.0
 
 
 def open_store(path: Path, notifier: SystemdNotifier) -> Store:

@@ -117,7 +117,7 @@ def read_page(
     limit = line_cap(max_lines)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:  # not written yet, or never: an empty log
+    except (FileNotFoundError, NotADirectoryError):  # not written yet, or never: empty
         return Page([], 0)
     with f:
         size = os.fstat(f.fileno()).st_size
@@ -153,7 +153,7 @@ def tail(
     limit = line_cap(lines)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:  # never written (the log directory was unusable), or removed
+    except (FileNotFoundError, NotADirectoryError):  # never written (no log folder), or gone
         return []
     with f:
         size = os.fstat(f.fileno()).st_size
