@@ -26,6 +26,8 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.errors import DBusError
 
 from borgd import __version__, logs
+from borgd.app.schedules import Schedules
+from borgd.app.service import Service
 from borgd.clock import wall_us
 from borgd.dbus.bus import BorgdBus, in_signatures, signature_guard
 from borgd.dbus.jobs import JobObjects
@@ -37,7 +39,6 @@ from borgd.execution.executor import Executor
 from borgd.execution.recovery import recover
 from borgd.execution.retention import Retention, RetentionRunner
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
-from borgd.service import Service
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable, StoreUnusable
 from borgd.system.sdnotify import SystemdNotifier
@@ -312,8 +313,9 @@ class Daemon:
             log.info("recovery.requeued", jobs=[j["id"] for j in recovered])
 
         # -- D-Bus --
+        schedules = Schedules(store=store, clock=clock, scheduler=scheduling.scheduler)
         manager = ManagerInterface(
-            service, scheduling.scheduler, scheduling.conditions, lambda: len(executor.active)
+            service, schedules, scheduling.conditions, lambda: len(executor.active)
         )
         bus.export(MANAGER_PATH, manager)
         job_objects = JobObjects(bus, service.cancel_job)

@@ -20,6 +20,7 @@ from dbus_fast.service import (
 )
 
 from borgd import __version__
+from borgd.app.service import Service
 from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import (
@@ -31,7 +32,6 @@ from borgd.dbus.types import (
     from_variants,
     to_variants,
 )
-from borgd.service import Service
 
 NONE = Annotated[None, DBusSignature("")]
 S = Annotated[str, DBusSignature("s")]
@@ -49,12 +49,15 @@ MANAGER_INTERFACE = "org.borgd1.Manager"
 MANAGER_PATH = "/org/borgd1"
 
 
-class SchedulerView(Protocol):
-    """What the Manager needs of the scheduler (kept narrow for the adapter)."""
+class SchedulesView(Protocol):
+    """What the Manager needs of the schedule use cases (`borgd.app.schedules`)."""
 
-    paused: bool
-    paused_until: int
-    next_run: int
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def paused_until(self) -> int: ...
+    @property
+    def next_run(self) -> int: ...
 
     def add_schedule(self, profile: str, action: str, spec: str, options: Any) -> int: ...
     def update_schedule(self, schedule_id: int, options: Any) -> None: ...
@@ -77,7 +80,7 @@ class ManagerInterface(ServiceInterface):
     def __init__(
         self,
         service: Service,
-        scheduler: SchedulerView,
+        scheduler: SchedulesView,
         conditions: ConditionsView,
         active_jobs: Any,
     ) -> None:

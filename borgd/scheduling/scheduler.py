@@ -34,29 +34,16 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import structlog
 from sqlalchemy import func, select
 
-from borgd import errors
 from borgd.clock import Clock, from_datetime, to_datetime
 from borgd.core.config import local_path
 from borgd.core.jobs import JobStatus, SkipReason, Trigger
-from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone, upcoming
+from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone
 from borgd.core.schedule.zones import zone_name
-from borgd.core.validation import (
-    SCHEDULE_OPTIONS,
-    SCHEDULE_UPDATE_OPTIONS,
-    InvalidArgument,
-    Variant,
-    check_id,
-    check_name,
-    check_options,
-    check_schedule_action,
-    check_text,
-)
 from borgd.events import Events
 from borgd.scheduling.conditions import Conditions, blocker
 from borgd.scheduling.paths import PathProbe
@@ -146,159 +133,23 @@ class Scheduler:
         self._specs[sched["id"]] = (*key, spec)
         return spec
 
-    @staticmethod
-    def check_spec(spec: str, timezone: str | None) -> Spec:
-        check_text("schedule spec", spec)
-        if timezone:
-            try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise InvalidArgument(f"unknown time zone {timezone[:60]!r}") from None
-        try:
-            return parse_spec(spec, default_tz=timezone or None)
-        except SpecError as exc:
-            raise InvalidArgument(f"bad schedule spec: {exc}") from None
-
-    # -- public API -----------------------------------------------------------
-
-    def add_schedule(
-        self, profile: str, action: str, spec: str, options: Mapping[str, Variant]
-    ) -> int:
-        check_name("profile", profile)
-        check_schedule_action(action)
-        opts = check_options("schedule", SCHEDULE_OPTIONS, options)
-        self.check_spec(spec, opts.get("timezone"))
-        try:
-            prow = self.store.catalog.profile(profile)
-        except NotFound as exc:
-            raise errors.NotFound(f"no profile named {profile!r}") from exc
-        now = self.clock()
-        values = {
-            "profile_id": prow["id"],
-            "action": action,
-            "spec": spec,
-            "timezone": opts.pop("timezone", None) or None,
-            "created_at": now,
-            **opts,
-        }
-        schedule_id = self.store.catalog.add_schedule(values)
-        log.info("schedule.added", schedule_id=schedule_id, profile=profile, spec=spec)
-        self.reconcile_soon(fresh=[schedule_id])
-        return schedule_id
-
-    def _schedule(self, schedule_id: int) -> dict[str, Any]:
-        check_id("schedule id", schedule_id)
-        try:
-            return self.store.catalog.schedule(schedule_id)
-        except NotFound as exc:
-            raise errors.NotFound(f"no schedule with id {schedule_id}") from exc
-
-    def update_schedule(self, schedule_id: int, options: Mapping[str, Variant]) -> None:
-        sched = self._schedule(schedule_id)
-        opts = check_options("schedule", SCHEDULE_UPDATE_OPTIONS, options)
-        if "action" in opts:
-            check_schedule_action(opts["action"])
-        spec = opts.get("spec", sched["spec"])
-        tz = opts.get("timezone", sched["timezone"]) or None
-        self.check_spec(spec, tz)
-        if "timezone" in opts:
-            opts["timezone"] = tz
-        self.store.catalog.update_schedule(schedule_id, opts)
-        fresh: list[int] = []
-        if TIMING_OPTIONS & set(opts):
-            self._drop_intent(schedule_id, "the schedule was changed", SkipReason.SCHEDULE_REMOVED)
-            fresh.append(schedule_id)
-        log.info("schedule.updated", schedule_id=schedule_id, changed=sorted(opts))
-        self.reconcile_soon(fresh=fresh)
-
-    def remove_schedule(self, schedule_id: int) -> None:
-        self._schedule(schedule_id)
-        self._drop_intent(schedule_id, "the schedule was removed", SkipReason.SCHEDULE_REMOVED)
-        self.store.catalog.remove_schedule(schedule_id)
+    def forget_spec(self, schedule_id: int) -> None:
         self._specs.pop(schedule_id, None)
-        log.info("schedule.removed", schedule_id=schedule_id)
-        self.reconcile_soon()
 
-    def list_schedules(self) -> list[dict[str, Any]]:
-        profiles = {p["id"]: p["name"] for p in self.store.catalog.profiles()}
-        intents = {j["schedule_id"]: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
-        out = []
-        for s in self.store.catalog.schedules():
-            intent = intents.get(s["id"])
-            out.append(
-                {
-                    **s,
-                    "profile": profiles.get(s["profile_id"], ""),
-                    "timezone": s["timezone"] or "",
-                    "normalized": self.spec_for(s).normalized,
-                    "next_run": intent["scheduled_for"] if intent else 0,
-                }
-            )
-        return out
+    # -- what the use cases tell the scheduler ---------------------------------------
 
-    def upcoming(self, start: int, end: int) -> list[dict[str, Any]]:
-        if end <= start:
-            raise InvalidArgument("'to' must be after 'from'")
-        profiles = {p["id"]: p for p in self.store.catalog.profiles()}
-        entries = []
-        for s in self.store.catalog.schedules(enabled=True):
-            profile = profiles.get(s["profile_id"])
-            if profile is None or not profile["enabled"]:
-                continue
-            anchor = to_datetime(s["anchor"] or s["created_at"])
-            entries.append(((s["id"], profile["name"], s["action"]), self.spec_for(s), anchor))
-        instants, truncated = upcoming(
-            entries, to_datetime(start), to_datetime(end), limit=UPCOMING_LIMIT
+    def set_pause(self, paused: bool, until: int) -> bool:
+        """Store the global pause and follow it; returns whether it changed."""
+        self.store.catalog.set_settings(
+            {"paused": "1" if paused else "0", "paused_until": str(until if paused else 0)}
         )
-        if truncated:
-            log.info("upcoming.truncated", limit=UPCOMING_LIMIT)
-        return [
-            {
-                "schedule_id": key[0],
-                "profile": key[1],
-                "action": key[2],
-                "scheduled_for": from_datetime(when),
-            }
-            for when, key in instants
-        ]
-
-    def pause(self, until: int) -> None:
-        if until and until <= self.clock():
-            raise InvalidArgument("'until' is in the past; use 0 to pause until resumed")
-        self.store.catalog.set_setting("paused", "1")
-        self.store.catalog.set_setting("paused_until", str(until))
-        self.paused, self.paused_until = True, until
-        self.events.manager_changed({"Paused": True, "PausedUntil": until})
-        log.info("scheduler.paused", until=until)
-        self.poke()
-
-    def resume(self) -> None:
-        if self._resume():
+        changed = (self.paused, self.paused_until) != (paused, until if paused else 0)
+        self.paused, self.paused_until = paused, until if paused else 0
+        if changed:
+            self.events.manager_changed({"Paused": self.paused, "PausedUntil": self.paused_until})
+            log.info("scheduler.paused" if paused else "scheduler.resumed", until=until)
             self.poke()
-
-    def _resume(self) -> bool:
-        self.store.catalog.set_setting("paused", "0")
-        self.store.catalog.set_setting("paused_until", "0")
-        was = self.paused
-        self.paused, self.paused_until = False, 0
-        if was:
-            self.events.manager_changed({"Paused": False, "PausedUntil": 0})
-            log.info("scheduler.resumed")
-        return was
-
-    def pause_schedule(self, schedule_id: int, until: int) -> None:
-        self._schedule(schedule_id)
-        if until and until <= self.clock():
-            raise InvalidArgument("'until' is in the past; use 0 to pause until resumed")
-        self.store.catalog.update_schedule(schedule_id, {"paused": True, "paused_until": until})
-        log.info("schedule.paused", schedule_id=schedule_id, until=until)
-        self.poke()
-
-    def resume_schedule(self, schedule_id: int) -> None:
-        self._schedule(schedule_id)
-        self.store.catalog.update_schedule(schedule_id, {"paused": False, "paused_until": 0})
-        log.info("schedule.resumed", schedule_id=schedule_id)
-        self.poke()
+        return changed
 
     # -- the loop -------------------------------------------------------------
 
@@ -431,7 +282,7 @@ class Scheduler:
 
     def _expire_pauses(self, now: int) -> None:
         if self.paused and self.paused_until and self.paused_until <= now:
-            self._resume()
+            self.set_pause(False, 0)
             self._acted = True
         for s in self.store.catalog.schedules(paused=True):
             if s["paused_until"] and s["paused_until"] <= now:
@@ -550,7 +401,7 @@ class Scheduler:
         for schedule_id in intents:
             sched = schedules.get(schedule_id)
             if sched is None or not sched["enabled"]:
-                self._drop_intent(
+                self.drop_intent(
                     schedule_id,
                     "the schedule was removed or disabled",
                     SkipReason.SCHEDULE_REMOVED,
@@ -559,7 +410,7 @@ class Scheduler:
             if sched["enabled"] and sched["id"] not in intents:
                 self._write_intent(sched, now=now, fresh=sched["id"] in fresh)
 
-    def _drop_intent(self, schedule_id: int, message: str, reason: SkipReason) -> None:
+    def drop_intent(self, schedule_id: int, message: str, reason: SkipReason) -> None:
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             if intent["schedule_id"] == schedule_id:
                 try:
@@ -679,7 +530,7 @@ class Scheduler:
         try:
             sched = self.store.catalog.schedule(intent["schedule_id"])
         except NotFound:
-            self._drop_intent(
+            self.drop_intent(
                 intent["schedule_id"], "the schedule was removed", SkipReason.SCHEDULE_REMOVED
             )
             return

@@ -184,9 +184,14 @@ class Catalog:
         return default if value is None else str(value)
 
     def set_setting(self, key: str, value: str) -> None:
+        self.set_settings({key: value})
+
+    def set_settings(self, values: dict[str, str]) -> None:
+        """Several settings in one transaction (the pause and its end go together)."""
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(SETTINGS).values(key=key, value=value)
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
         with self._engine.begin() as conn:
-            conn.execute(stmt)
+            for key, value in values.items():
+                stmt = sqlite_insert(SETTINGS).values(key=key, value=value)
+                stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+                conn.execute(stmt)

@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 import pytest
 
+from borgd.app.schedules import Schedules
 from borgd.clock import from_datetime
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
@@ -239,7 +240,8 @@ async def test_clock_jump(name: str, tmp_path: Path) -> None:
     case = CASES[name]
     world = World(tmp_path, case.created)
     async with world.running():
-        world.scheduler.add_schedule("home", "backup", case.spec, {})
+        schedules = Schedules(store=world.store, clock=world.clock, scheduler=world.scheduler)
+        schedules.add_schedule("home", "backup", case.spec, {})
         await world.advance_to(case.before)
         assert len(world.runs()) == 1, world.runs()
 

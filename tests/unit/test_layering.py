@@ -29,7 +29,7 @@ FORBIDDEN = {
     "borgd.dbus",
     "borgd.cli",
     "borgd.daemon",
-    "borgd.service",
+    "borgd.app",
 }
 # The one documented exception: the system's time zone is read from $TZ and /etc/localtime.
 MAY_USE_OS = {CORE / "schedule" / "zones.py"}
@@ -80,3 +80,20 @@ def test_only_the_runner_starts_processes():
         and ("subprocess" in imported(path) or "open_process" in path.read_text())
     }
     assert starters == set()
+
+
+def test_use_cases_live_in_the_app_layer():
+    """The scheduler only plans and fires, the executor only runs lanes and processes:
+    neither imports the application layer or the D-Bus adapter, the adapter imports no
+    scheduling or execution module, and the schedule use cases are not the scheduler's."""
+    from borgd.scheduling.scheduler import Scheduler
+
+    for package in ("scheduling", "execution", "store", "system"):
+        for path in (ROOT / "borgd" / package).rglob("*.py"):
+            names = imported(path)
+            assert not any(n.startswith(("borgd.app", "borgd.dbus")) for n in names), path
+    for path in (ROOT / "borgd" / "dbus").rglob("*.py"):
+        names = imported(path)
+        assert not any(n.startswith(("borgd.scheduling", "borgd.execution")) for n in names), path
+    use_cases = ("add_schedule", "update_schedule", "remove_schedule", "pause", "upcoming")
+    assert not [name for name in use_cases if hasattr(Scheduler, name)]

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from borgd.app.schedules import Schedules
 from borgd.clock import from_datetime
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
@@ -145,8 +146,13 @@ class Harness:
         self.events.subscribe(SchedulerListener(scheduler))
         return scheduler
 
+    @property
+    def schedules(self) -> Schedules:
+        """The use cases the D-Bus methods call, over this harness's scheduler."""
+        return Schedules(store=self.store, clock=self.clock, scheduler=self.scheduler)
+
     def add(self, spec: str, profile: str = "home", **options: Any) -> int:
-        return self.scheduler.add_schedule(profile, "backup", spec, variants(options))
+        return self.schedules.add_schedule(profile, "backup", spec, variants(options))
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Harness]:
@@ -461,7 +467,7 @@ async def test_pause_skips_occurrences_inside_and_expires_by_itself(tmp_path: Pa
     async with h.running():
         h.add("*:*:0/10")
         await h.advance_to(at(10, 0, 5))
-        h.scheduler.pause(at(10, 0, 35))
+        h.schedules.pause(at(10, 0, 35))
         await h.advance_to(at(10, 0, 45))
         skipped = h.jobs(status="skipped")
         assert [(j["scheduled_for"], j["skip_reason"]) for j in skipped] == [
@@ -478,7 +484,7 @@ async def test_pause_survives_a_restart_and_expires_while_down(tmp_path: Path) -
     h.add("*:*:0/10")
     async with h.running():
         await h.advance_to(at(10, 0, 5))
-        h.scheduler.pause(at(10, 0, 35))
+        h.schedules.pause(at(10, 0, 35))
     # Restart during the pause: still paused, same end.
     h.scheduler = h.new_scheduler()
     assert (h.scheduler.paused, h.scheduler.paused_until) == (True, at(10, 0, 35))
@@ -500,7 +506,7 @@ async def test_schedule_pause_only_affects_that_schedule(tmp_path: Path) -> None
     async with h.running():
         first = h.add("*:*:0/10")
         second = h.add("*:*:5/10")
-        h.scheduler.pause_schedule(first, at(10, 0, 25))
+        h.schedules.pause_schedule(first, at(10, 0, 25))
         await h.advance_to(at(10, 0, 30))
         assert [j["scheduled_for"] for j in h.jobs(skip_reason="paused")] == [
             at(10, 0, s) for s in (0, 10, 20)
@@ -583,7 +589,7 @@ async def test_far_future_schedule_does_not_wake_the_daemon(tmp_path: Path) -> N
         await h.settle()
         due = from_datetime(datetime(2030, 2, 16, 12, tzinfo=UTC))
         assert h.intent()["scheduled_for"] == due
-        assert h.scheduler.list_schedules()[0]["next_run"] == due
+        assert h.schedules.list_schedules()[0]["next_run"] == due
         assert h.timer.armed == [due]
         wakeups = h.scheduler.wakeups
         h.clock.advance_to(due - HOUR)  # 39 days later
@@ -617,19 +623,19 @@ async def test_editing_and_removing_a_schedule_updates_its_intent(tmp_path: Path
     async with h.running():
         sid = h.add("daily")
         first = h.intent()
-        h.scheduler.update_schedule(sid, variants({"spec": "hourly"}))
+        h.schedules.update_schedule(sid, variants({"spec": "hourly"}))
         old = h.store.jobs.get(first["id"])
         assert (old["status"], old["skip_reason"]) == ("skipped", "schedule-removed")
         assert h.intent()["scheduled_for"] == at(10)
-        assert h.scheduler.list_schedules()[0]["next_run"] == at(10)
-        h.scheduler.update_schedule(sid, variants({"skip_on_battery": True}))  # timing unchanged
+        assert h.schedules.list_schedules()[0]["next_run"] == at(10)
+        h.schedules.update_schedule(sid, variants({"skip_on_battery": True}))  # timing unchanged
         assert h.intent()["scheduled_for"] == at(10)
-        h.scheduler.update_schedule(sid, variants({"enabled": False}))
+        h.schedules.update_schedule(sid, variants({"enabled": False}))
         assert h.intents() == []
-        h.scheduler.update_schedule(sid, variants({"enabled": True}))
+        h.schedules.update_schedule(sid, variants({"enabled": True}))
         assert h.intent()["scheduled_for"] == at(10)
         last = h.intent()
-        h.scheduler.remove_schedule(sid)
+        h.schedules.remove_schedule(sid)
         assert h.store.jobs.get(last["id"])["skip_reason"] == "schedule-removed"
         assert h.intents() == []
         await h.advance_to(at(11))
