@@ -283,6 +283,8 @@ def _settle(
     dst: JobStatus,
     fields: dict[str, Any],
 ) -> None:
+    if dst is not JobStatus.SCHEDULED:  # re-planned in place (a catch-up) is no transition
+        check_transition(JobStatus.SCHEDULED, dst)
     stmt = (
         update(JOBS)
         .where(JOBS.c.id == intent_id, JOBS.c.status == JobStatus.SCHEDULED.value)
