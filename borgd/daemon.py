@@ -26,6 +26,7 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.errors import DBusError
 
 from borgd import __version__, logs
+from borgd.app.chains import Chains
 from borgd.app.schedules import Schedules
 from borgd.app.service import Service
 from borgd.clock import wall_us
@@ -262,6 +263,7 @@ class Daemon:
 
         executor = Executor(
             store=store,
+            chains=Chains(store=store, events=events, clock=clock),
             events=events,
             clock=clock,
             borg=borg,

@@ -57,7 +57,7 @@ import structlog
 from borgd.clock import Clock
 from borgd.core import borg_argv, borg_output, exit_codes
 from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, job_options_from
-from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason, Trigger
+from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason
 from borgd.core.progress import check_phases
 from borgd.events import Events
 from borgd.execution import joblog
@@ -158,6 +158,23 @@ class BorgFinder(Protocol):
     async def find(self) -> BorgTool: ...
 
 
+class ChainPolicy(Protocol):
+    """What a backup chains and what becomes of it (`borgd.app.chains.Chains`)."""
+
+    def enqueue(
+        self, backup: JobRow, profile: ProfileConfig, prow: JobRow, queued: list[int]
+    ) -> bool: ...
+
+    def settle(
+        self,
+        backup: JobRow,
+        profile: ProfileConfig,
+        status: JobStatus,
+        queued: list[int],
+        check_due: bool,
+    ) -> None: ...
+
+
 class Executor:
     def __init__(
         self,
@@ -166,6 +183,7 @@ class Executor:
         events: Events,
         clock: Clock,
         borg: BorgFinder | BorgTool,
+        chains: ChainPolicy,
         logs_dir: Path,
         passphrase: PassphraseSource,
         max_parallel: int = 2,
@@ -178,6 +196,7 @@ class Executor:
         self.store = store
         self.events = events
         self.clock = clock
+        self.chains = chains
         # Looked up for every job (installed or upgraded after start: no restart).
         self.borg: BorgFinder = FixedBorg(borg) if isinstance(borg, BorgTool) else borg
         self.logs_dir = logs_dir
@@ -405,7 +424,8 @@ class Executor:
                     await self._record(row["id"], final)
                 if run.job_type is JobType.BACKUP and profile is not None and prow is not None:
                     await self._until_stored(
-                        "chain", lambda: self._settle_chain(row, run, profile, status)
+                        "chain",
+                        lambda: self.chains.settle(row, profile, status, run.chain, run.check_due),
                     )
 
     async def _body(
@@ -559,7 +579,9 @@ class Executor:
         job_id = row["id"]
         job_type = run.job_type
         if job_type is JobType.BACKUP and profile is not None and prow is not None:
-            await self._retrying(self._enqueue_chain, row, run, profile, prow)
+            run.check_due = await self._retrying(
+                self.chains.enqueue, row, profile, prow, run.chain
+            )
         try:
             borg = await self.borg.find()
         except BorgNotFound as exc:
@@ -814,69 +836,6 @@ class Executor:
             what = f"post_command failed with exit code {result.returncode}"
         message = final.fields.get("message") or ""
         final.fields["message"] = f"{message}; {what}" if message else what
-
-    # -- chains -------------------------------------------------------------
-
-    def _enqueue_chain(
-        self, row: JobRow, run: ActiveRun, profile: ProfileConfig, prow: JobRow
-    ) -> None:
-        """Queue the post-backup tasks now: they run next in this lane if the backup succeeds."""
-        tasks: list[JobType] = []
-        if profile.prune_after and not profile.retention.is_empty:
-            tasks.append(JobType.PRUNE)
-        if profile.compact_after:
-            tasks.append(JobType.COMPACT)
-        if profile.check_every > 0 and int(prow["backups_since_check"]) + 1 >= profile.check_every:
-            tasks.append(JobType.CHECK)
-            run.check_due = True
-        now = self.clock()
-        for task in tasks[len(run.chain) :]:  # a retry after a store outage goes on
-            job = self.store.jobs.create(
-                type=task.value,
-                status=JobStatus.QUEUED.value,
-                trigger=Trigger.CHAIN.value,
-                profile=row["profile"],
-                repository=row["repository"],
-                repository_id=row["repository_id"],
-                schedule_id=row["schedule_id"],
-                parent_id=row["id"],
-                created_at=now,
-                queued_at=now,
-                options={},
-            )
-            run.chain.append(int(job["id"]))
-            self.events.job_added(job)
-
-    def _settle_chain(
-        self, row: JobRow, run: ActiveRun, profile: ProfileConfig, status: JobStatus
-    ) -> None:
-        ok = status in (JobStatus.SUCCEEDED, JobStatus.WARNING)
-        if ok:
-            try:
-                prow = self.store.catalog.profile(profile.name)
-            except CatalogNotFound:
-                return  # removed while it ran; its chain runs or fails on its own
-            if profile.check_every > 0:
-                count = 0 if run.check_due else int(prow["backups_since_check"]) + 1
-                self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
-            last = self.store.jobs.last_success(profile.name)
-            if last is not None and last["id"] == row["id"]:  # not a backup missing a source
-                self.events.profile_changed(profile.name, {"last_success": last["finished_at"]})
-            return
-        now = self.clock()
-        for chain_id in run.chain:
-            fields: dict[str, Any] = {"finished_at": now}
-            if status is JobStatus.CANCELLED:
-                dst = JobStatus.CANCELLED
-                fields["message"] = f"cancelled with its backup (job {row['id']})"
-            else:
-                dst = JobStatus.SKIPPED
-                fields["skip_reason"] = SkipReason.PARENT_FAILED.value
-                fields["message"] = f"its backup (job {row['id']}) {status.value}"
-            try:
-                self._change(chain_id, dst, expect=[JobStatus.QUEUED], **fields)
-            except LOST_RACE:
-                continue  # cancelled by hand meanwhile
 
 
 async def _stop_later(handle: RunningProcess, delay: float) -> None:

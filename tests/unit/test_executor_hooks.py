@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+from borgd.app.chains import Chains
 from borgd.clock import wall_us
 from borgd.core.jobs import JobStatus
 from borgd.events import Events
@@ -70,6 +71,7 @@ def executor(store: Store, home: Path, events: Events, **kw: Any) -> Executor:
 
     return Executor(
         store=store,
+        chains=Chains(store=store, events=events, clock=wall_us),
         events=events,
         clock=wall_us,
         borg=BorgTool("/bin/false", (1, 4, 5)),  # never reached
