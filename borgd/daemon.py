@@ -27,6 +27,7 @@ from dbus_fast.errors import DBusError
 
 from borgd import __version__, logs
 from borgd.app.chains import Chains
+from borgd.app.recovery import recover
 from borgd.app.schedules import Schedules
 from borgd.app.service import Service
 from borgd.clock import wall_us
@@ -37,7 +38,6 @@ from borgd.dbus.publisher import DbusPublisher
 from borgd.events import Events
 from borgd.execution.borg_tool import BorgLocator, BorgNotFound
 from borgd.execution.executor import Executor
-from borgd.execution.recovery import recover
 from borgd.execution.retention import Retention, RetentionRunner
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.store import Store

@@ -7,8 +7,8 @@ import subprocess
 import anyio
 import pytest
 
+from borgd.app.recovery import recover
 from borgd.events import Events
-from borgd.execution.recovery import recover
 from borgd.execution.runner import process_start_time
 from borgd.store import Store
 
