@@ -373,23 +373,38 @@ def validate_archive_template(template: str) -> None:
 
 # --- environment ----------------------------------------------------------------
 
-_REMOVED_ENV = frozenset(
+# What no child of borgd inherits: secrets (they would override a repository's own),
+# and systemd's variables (a child must not talk to our service manager).
+SECRET_PREFIXES = ("BORG_PASS", "BORG_NEW_PASS")
+SERVICE_MANAGER_ENV = frozenset(
     {
-        "BORG_PASSCOMMAND",
-        "BORG_NEW_PASSPHRASE",
-        "BORG_REPO",
-        "BORG_RSH",
         "NOTIFY_SOCKET",
         "WATCHDOG_USEC",
         "WATCHDOG_PID",
         "LISTEN_FDS",
         "LISTEN_PID",
         "LISTEN_FDNAMES",
-        "PYTHONPATH",
-        "PYTHONHOME",
     }
 )
+# borg's own runs also lose these: another repository's, another ssh, another borg's modules.
+_BORG_ONLY_REMOVED = frozenset({"BORG_REPO", "BORG_RSH", "PYTHONPATH", "PYTHONHOME"})
 DEFAULT_RSH = "ssh -o BatchMode=yes"
+
+
+def child_env(
+    base: Mapping[str, str],
+    *,
+    drop: frozenset[str] = frozenset(),
+    drop_prefixes: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """A copy of the daemon's environment for a child (borg, a hook): without secrets,
+    without systemd's variables, without `drop` and what starts with `drop_prefixes`."""
+    prefixes = SECRET_PREFIXES + drop_prefixes
+    return {
+        k: v
+        for k, v in base.items()
+        if not k.startswith(prefixes) and k not in SERVICE_MANAGER_ENV and k not in drop
+    }
 
 
 def borg_env(
@@ -412,11 +427,7 @@ def borg_env(
       `trust_repository` (an explicit user action) says ``yes``; dangerous commands
       are never confirmed; a passphrase is never displayed.
     """
-    env = {
-        k: v
-        for k, v in base.items()
-        if k not in _REMOVED_ENV and not k.startswith("BORG_PASSPHRASE")
-    }
+    env = child_env(base, drop=_BORG_ONLY_REMOVED)
     answer = "yes" if trust_repository else "no"
     env.update(
         {

@@ -748,12 +748,7 @@ class Executor:
         Job facts travel only here, never in the command text, so no value (an
         archive name, a path) can ever be read by the shell as code.
         """
-        env = {
-            k: v
-            for k, v in self.base_env.items()
-            if not k.startswith(("BORG_PASS", "BORG_NEW_PASS", "BORGD_"))
-            and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS")
-        }
+        env = borg_argv.child_env(self.base_env, drop_prefixes=("BORGD_",))
         exit_code = row.get("exit_code")
         env.update(
             BORGD_JOB_ID=str(row["id"]),
