@@ -48,19 +48,16 @@ class Chains:
         """Queue the tasks not in `queued` yet (a retry after a store outage goes on
         where it stopped), appending their ids; returns whether the check is due."""
         tasks, check_due = chain_tasks(profile, int(prow["backups_since_check"]))
-        now = self.clock()
         for task in tasks[len(queued) :]:
-            job = self.store.jobs.create(
+            job = self.store.jobs.queue(
+                now=self.clock(),
                 type=task.value,
-                status=JobStatus.QUEUED.value,
                 trigger=Trigger.CHAIN.value,
                 profile=backup["profile"],
                 repository=backup["repository"],
                 repository_id=backup["repository_id"],
                 schedule_id=backup["schedule_id"],
                 parent_id=backup["id"],
-                created_at=now,
-                queued_at=now,
                 options={},
             )
             queued.append(int(job["id"]))

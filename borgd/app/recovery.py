@@ -85,18 +85,15 @@ async def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             and row["trigger"] in REQUEUE_TRIGGERS
             and not store.jobs.was_requeued(row["id"])
         ):
-            now = clock()
-            job = store.jobs.create(
+            job = store.jobs.queue(
+                now=clock(),
                 type=row["type"],
-                status=JobStatus.QUEUED.value,
                 trigger=Trigger.RECOVERY.value,
                 profile=row["profile"],
                 repository=row["repository"],
                 repository_id=row["repository_id"],
                 schedule_id=row["schedule_id"],
                 requeued_from=row["id"],
-                created_at=now,
-                queued_at=now,
                 options=row["options"],
             )
             requeued.append(job)

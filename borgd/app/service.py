@@ -317,16 +317,13 @@ class Service:
         trigger: Trigger = Trigger.MANUAL,
         **extra: Any,
     ) -> JobRow:
-        now = self.clock()
-        job = self.store.jobs.create(
+        job = self.store.jobs.queue(
+            now=self.clock(),
             type=job_type.value,
-            status=JobStatus.QUEUED.value,
             trigger=trigger.value,
             profile=profile,
             repository=repository,
             repository_id=repository_id,
-            created_at=now,
-            queued_at=now,
             options=options,
             **extra,
         )

@@ -81,6 +81,10 @@ class JobStore:
         except IntegrityError as exc:
             raise StaleState(f"cannot create the job: {exc.orig}") from exc
 
+    def queue(self, *, now: int, **fields: Any) -> JobRow:
+        """A new `queued` job (a manual run, a requeue, a recovery, a chained task)."""
+        return self.create(status=JobStatus.QUEUED.value, created_at=now, queued_at=now, **fields)
+
     # -- transitions ----------------------------------------------------------
 
     def transition(
