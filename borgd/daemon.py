@@ -15,8 +15,8 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +39,7 @@ from borgd.events import Events
 from borgd.execution.borg_tool import BorgLocator, BorgNotFound
 from borgd.execution.executor import Executor
 from borgd.execution.retention import Retention, RetentionRunner
+from borgd.paths import Paths
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable, StoreUnusable
@@ -47,32 +48,6 @@ from borgd.system.secrets import SecretStore
 
 log = structlog.get_logger("borgd")
 BUS_NAME = "org.borgd1"
-
-
-@dataclass(frozen=True)
-class Paths:
-    state: Path
-    config: Path
-
-    @property
-    def store(self) -> Path:
-        return self.state / "borgd.sqlite3"
-
-    @property
-    def logs(self) -> Path:
-        return self.state / "logs"
-
-    @property
-    def lock(self) -> Path:
-        return self.state / "borgd.lock"
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Paths:
-        env = dict(os.environ if env is None else env)
-        home = Path(env.get("HOME") or Path.home())
-        state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
-        config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
-        return cls(state=state / "borgd", config=config / "borgd")
 
 
 class AlreadyRunning(Exception):
@@ -84,7 +59,7 @@ START_LOCK_WAIT_S = 10.0  # a store locked by another process at start: wait thi
 READY_WAIT_S = 5.0
 
 
-def open_store(path: Path, notifier: SystemdNotifier) -> Store:
+def open_store(path: Path, notifier: SystemdNotifier, *, checked: bool = False) -> Store:
     """Open (and migrate) the store; a lock held elsewhere is waited out for a while.
 
     Anything else that makes it unusable (corrupt, from a newer borgd) is final:
@@ -93,7 +68,7 @@ def open_store(path: Path, notifier: SystemdNotifier) -> Store:
     deadline = time.monotonic() + START_LOCK_WAIT_S
     while True:
         try:
-            return Store.open(path)
+            return Store.open(path, checked=checked)
         except StoreUnusable as exc:
             text = str(exc)
             if not re.search(r"locked|busy", text) or time.monotonic() >= deadline:
@@ -188,7 +163,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, store_checked: Callable[[], bool] = lambda: False) -> int:
+    """`store_checked()`: the store's integrity was already checked (`launch.py`)."""
     args = parse_args(argv)
     logs.configure(args.log_format, args.log_level)
     paths = Paths.from_env()
@@ -202,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     notifier = SystemdNotifier()
     try:
-        store = open_store(paths.store, notifier)
+        store = open_store(paths.store, notifier, checked=store_checked())
     except StoreUnavailable as exc:
         print(f"borgd: {exc}", file=sys.stderr)
         return 1

@@ -28,9 +28,10 @@ class Store:
             event.listen(engine, "begin", self._check_file)
 
     @classmethod
-    def open(cls, path: Path | str) -> Store:
+    def open(cls, path: Path | str, *, checked: bool = False) -> Store:
+        """`checked`: its integrity was checked already, moments ago (`borgd.launch`)."""
         health = StoreHealth()
-        engine = open_engine(path, health)
+        engine = open_engine(path, health, checked=checked)
         return cls(engine, health, None if str(path) == ":memory:" else StoreFile(Path(path)))
 
     def _check_file(self, _conn: object) -> None:

@@ -72,15 +72,18 @@ def _report_errors(health: StoreHealth) -> Any:
     return on_error
 
 
-def open_engine(path: Path | str, health: StoreHealth | None = None) -> Engine:
-    """An engine on `path` (or ':memory:') with the schema migrated to the latest version."""
+def open_engine(
+    path: Path | str, health: StoreHealth | None = None, *, checked: bool = False
+) -> Engine:
+    """An engine on `path` (or ':memory:') with the schema migrated to the latest version;
+    its integrity checked first, unless `checked` says that was done."""
     if str(path) != ":memory:":
         _create_private_file(Path(path))
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _on_connect)
     try:
         with engine.begin() as conn:
-            verdict = conn.exec_driver_sql("PRAGMA quick_check").scalar_one()
+            verdict = "ok" if checked else conn.exec_driver_sql("PRAGMA quick_check").scalar_one()
             if verdict != "ok":
                 raise StoreUnavailable(f"integrity check failed: {verdict}")
             migrate(conn)
