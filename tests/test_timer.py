@@ -150,12 +150,9 @@ class ReadRaises:
         return getattr(os, name)
 
 
-async def test_read_failing_with_ecanceled_is_reported_as_clock_changed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_read_failing_with_ecanceled_is_reported_as_clock_changed() -> None:
     fake_os = ReadRaises(errno.ECANCELED)
-    monkeypatch.setattr(timer_mod, "os", fake_os)
-    timer = TimerfdTimer()
+    timer = TimerfdTimer(read=fake_os.read)
     before = open_fds()
     # The timerfd is real and becomes readable at its deadline; its read says ECANCELED.
     with anyio.fail_after(10):
@@ -165,11 +162,8 @@ async def test_read_failing_with_ecanceled_is_reported_as_clock_changed(
     assert open_fds() == before, "the cancelled timerfd is closed"
 
 
-async def test_other_read_errors_are_not_mistaken_for_a_clock_change(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(timer_mod, "os", ReadRaises(errno.EIO))
-    timer = TimerfdTimer()
+async def test_other_read_errors_are_not_mistaken_for_a_clock_change() -> None:
+    timer = TimerfdTimer(read=ReadRaises(errno.EIO).read)
     before = open_fds()
     with anyio.fail_after(10), pytest.raises(OSError) as raised:
         await timer.sleep_until(time.time() + 0.05)

@@ -70,6 +70,11 @@ class BorgLocator:
 
     def _find(self) -> BorgTool:
         identity = self._identify()
+        if identity is None and "/" in self.candidate:
+            raise BorgNotFound(
+                f"borg was not found: {self.candidate} does not exist or is not executable "
+                "(named by --borg or $BORGD_BORG)"
+            )
         if identity is None:
             raise BorgNotFound(
                 f"borg was not found ({self.candidate!r} is not an executable file "
