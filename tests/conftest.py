@@ -36,14 +36,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def start_dbus_daemon(tmp: Path, name: str) -> tuple[subprocess.Popen[str], str]:
-    config = tmp / f"{name}.conf"
-    config.write_text(
-        f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+def bus_config(listen: str, kind: str = "session") -> str:
+    """A dbus-daemon configuration that lets the tests own and see everything."""
+    return f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>session</type>
-  <listen>unix:dir={tmp}</listen>
+  <type>{kind}</type>
+  <listen>{listen}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
@@ -52,7 +51,11 @@ def start_dbus_daemon(tmp: Path, name: str) -> tuple[subprocess.Popen[str], str]
   </policy>
 </busconfig>
 """
-    )
+
+
+def start_dbus_daemon(tmp: Path, name: str) -> tuple[subprocess.Popen[str], str]:
+    config = tmp / f"{name}.conf"
+    config.write_text(bus_config(f"unix:dir={tmp}"))
     proc = subprocess.Popen(
         ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
         stdout=subprocess.PIPE,

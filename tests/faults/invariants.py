@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import wait_until
+from tests.e2e.test_scheduler_runs import prop
 from tests.reliability.helpers import (
     FINISHED,
     all_jobs,
@@ -23,13 +24,7 @@ SCHEDULED = ("schedule", "catch-up", "recovery")
 
 
 def store_health(busctl: Any) -> str:
-    return busctl(
-        "Get",
-        "ss",
-        "org.borgd1.Manager",
-        "StoreHealth",
-        interface="org.freedesktop.DBus.Properties",
-    )
+    return prop(busctl, "StoreHealth")
 
 
 def lock_store(store: Path) -> sqlite3.Connection:

@@ -15,18 +15,13 @@ from pathlib import Path
 import pytest
 from dbusmock import MOCK_IFACE
 
-from tests.conftest import make_tree, start_dbus_daemon, wait_until
+from tests.conftest import bus_config, make_tree, start_dbus_daemon, wait_until
 from tests.e2e.jobs_helpers import asv, marked_tree, wait_running
+from tests.e2e.test_scheduler_runs import prop
 from tests.faults.invariants import sound, wait_runs
 from tests.reliability.helpers import add_profile, all_jobs, borg_env, init_repo
 
 LOGIND_IFACE = "org.freedesktop.login1.Manager"
-
-
-def prop(busctl, name: str):
-    return busctl(
-        "Get", "ss", "org.borgd1.Manager", name, interface="org.freedesktop.DBus.Properties"
-    )
 
 
 def delay_locks(logind) -> list:
@@ -42,21 +37,7 @@ class SystemBus:
         self.socket = folder / "system_bus_socket"
         self.address = f"unix:path={self.socket}"
         self.config = folder / "system.conf"
-        self.config.write_text(
-            f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{self.address}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
-        )
+        self.config.write_text(bus_config(self.address, "system"))
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:

@@ -30,6 +30,7 @@ import pytest
 
 from tests.conftest import BusctlError, make_tree, wait_until
 from tests.e2e.jobs_helpers import children
+from tests.faults.invariants import store_health
 from tests.mountns import MountNamespace, private_mounts
 from tests.reliability.helpers import (
     FINISHED,
@@ -48,16 +49,6 @@ def one_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{text}"
     return lines[0]
-
-
-def store_health(busctl) -> str:
-    return busctl(
-        "Get",
-        "ss",
-        "org.borgd1.Manager",
-        "StoreHealth",
-        interface="org.freedesktop.DBus.Properties",
-    )
 
 
 def serving(busctl) -> bool:
