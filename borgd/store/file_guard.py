@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class StoreFile:
         self.keep = path.with_name(f".{path.name}.keep")
         self.wal = Path(f"{path}-wal")
         self.repairs = 0
+        self._relinking = threading.Lock()  # the loop and a retention thread may both see it
         self._identity = _identity(path)
         if _identity(self.keep) != self._identity:
             with contextlib.suppress(FileNotFoundError):
@@ -68,9 +70,15 @@ class StoreFile:
     def relink(self) -> str | None:
         """Before every transaction (two stats): give the path back to our file at once if
         it lost it; returns what happened, or None.  The open connections go on."""
+        if self.check() is None:
+            return None
+        with self._relinking:
+            return self._relink()
+
+    def _relink(self) -> str | None:
         what = self.check()
         if what is None:
-            return None
+            return None  # the other thread did it
         moved = None
         if os.path.lexists(self.path):
             stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -12,9 +12,12 @@ one log line per episode, not one per loop and attempt.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.from_thread
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -37,11 +40,15 @@ class StoreUnusable(StoreUnavailable):
 
 
 class StoreHealth:
+    """Built in the thread that runs the event loop; a failure seen in a worker thread
+    (retention reads there) is handed to the loop, where listeners and waiters live."""
+
     def __init__(self) -> None:
         self.state = OK
         self.outages = 0
         self._listeners: list[Callable[[str], None]] = []
         self._changed: anyio.Event | None = None
+        self._loop_thread = threading.get_ident()
 
     @property
     def ok(self) -> bool:
@@ -52,6 +59,10 @@ class StoreHealth:
         self._listeners.append(listener)
 
     def failed(self, cause: str) -> None:
+        if threading.get_ident() != self._loop_thread:
+            with contextlib.suppress(RuntimeError):  # not an anyio worker: the loop will see it
+                anyio.from_thread.run_sync(self.failed, cause)
+            return
         state = f"unavailable: {cause}"
         if state == self.state:
             return
