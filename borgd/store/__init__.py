@@ -37,7 +37,11 @@ class Store:
     def _check_file(self, _conn: object) -> None:
         """Before every transaction: is the path still our file? (two stats)"""
         assert self.file is not None
-        self.file.relink()
+        try:
+            self.file.relink()
+        except StoreUnavailable as exc:
+            self.health.failed(exc.cause)
+            raise
         lost = self.file.wal_lost()
         if lost is not None:
             self.health.failed(lost)

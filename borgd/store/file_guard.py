@@ -28,6 +28,8 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Engine
 
+from borgd.store.health import StoreUnavailable
+
 log = structlog.get_logger(__name__)
 
 
@@ -44,13 +46,15 @@ class StoreFile:
         self.path = path
         self.keep = path.with_name(f".{path.name}.keep")
         self.wal = Path(f"{path}-wal")
-        self.repairs = 0
         self._relinking = threading.Lock()  # the loop and a retention thread may both see it
         self._identity = _identity(path)
         if _identity(self.keep) != self._identity:
             with contextlib.suppress(FileNotFoundError):
                 self.keep.unlink()  # left by another store file (a restore by hand)
-            os.link(path, self.keep)
+            try:
+                os.link(path, self.keep)
+            except OSError as exc:  # a file system without hard links: only detect, then
+                log.warning("store.no_second_name", path=str(self.keep), error=str(exc))
         self._open_anchor()
 
     def _open_anchor(self) -> None:
@@ -69,7 +73,8 @@ class StoreFile:
 
     def relink(self) -> str | None:
         """Before every transaction (two stats): give the path back to our file at once if
-        it lost it; returns what happened, or None.  The open connections go on."""
+        it lost it; returns what happened, or None.  The open connections go on.  Raises
+        StoreUnavailable when it cannot (the store stays unavailable, borgd serves on)."""
         if self.check() is None:
             return None
         with self._relinking:
@@ -80,12 +85,14 @@ class StoreFile:
         if what is None:
             return None  # the other thread did it
         moved = None
-        if os.path.lexists(self.path):
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            moved = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
-            os.rename(self.path, moved)
-        os.link(self.keep, self.path)
-        self.repairs += 1
+        try:
+            if os.path.lexists(self.path):
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                moved = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
+                os.rename(self.path, moved)
+            os.link(self.keep, self.path)
+        except OSError as exc:  # the whole folder gone, no second name, no hard links
+            raise StoreUnavailable(f"{what} and cannot be put back ({exc})") from exc
         log.error(
             "store.file_restored",
             what=what,
@@ -104,8 +111,8 @@ class StoreFile:
     def reopen(self, engine: Engine) -> None:
         """Close every connection and open anew: the last one to close checkpoints the
         old write-ahead log into our file through the descriptors it holds."""
-        if self.wal_lost() is None:
-            return
+        if self.wal_lost() is None or self.check() is not None:
+            return  # nothing lost; or our file has no name again yet: keep it open
         engine.dispose()
         self._anchor.close()
         with contextlib.suppress(FileNotFoundError):

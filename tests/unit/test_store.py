@@ -403,3 +403,22 @@ def test_a_failed_rebuild_is_rolled_back_and_the_file_kept(tmp_path):
             "AUTOINCREMENT"
             not in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
         )
+
+
+def test_a_state_folder_deleted_whole_leaves_the_store_unavailable_not_empty(tmp_path):
+    """No second name to link back: the store says so, and no empty store takes its place
+    (the open file still holds everything; a restart would otherwise start from nothing)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    store = Store.open(state / "db")
+    store.catalog.set_setting("paused", "1")
+    for name in os.listdir(state):
+        os.unlink(state / name)
+    state.rmdir()
+    with pytest.raises(StoreUnavailable, match="was deleted and cannot be put back"):
+        store.catalog.setting("paused")
+    assert store.health.state.startswith("unavailable: the store file")
+    state.mkdir()
+    with pytest.raises(StoreUnavailable):
+        store.probe()
+    assert os.listdir(state) == []
