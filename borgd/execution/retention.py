@@ -106,7 +106,6 @@ class RetentionRunner:
         self.clock = clock
         self.retention = retention
         self.interval = interval
-        self.passes = 0
         # A job finished: a pass soon (several finishing during one pass make one more).
         self.poke = Poke()
 
@@ -126,7 +125,6 @@ class RetentionRunner:
         orphans = await anyio.to_thread.run_sync(_remove_orphan_logs, store, self.logs_dir)
         if gone or orphans:
             log.info("retention.expired", jobs=len(gone), orphan_logs=orphans)
-        self.passes += 1
         return gone
 
     async def run(self) -> None:

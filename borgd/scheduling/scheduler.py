@@ -1,7 +1,9 @@
 """The scheduler: persistent intents, one timer, catch-up, conditions, pause.
 
 The next occurrence of every enabled schedule is a `scheduled` job row (an
-intent).  One loop sleeps on a wall-clock timer until the earliest thing
+intent).  Schedules are added, changed and paused by the use cases in
+`borgd.app.schedules`, which then tell this loop to re-plan.  One loop
+sleeps on a wall-clock timer until the earliest thing
 that can change: a due intent, a held-back intent being overtaken by its
 next occurrence, a pause expiring.  Changes to schedules, conditions, the
 clock, the time zone or a resume wake the loop.  Settling an intent and
@@ -59,7 +61,6 @@ log = structlog.get_logger(__name__)
 # An occurrence first handled later than this (daemon down, asleep, clock set
 # forward) counts as missed: it is caught up (or skipped), not run as scheduled.
 LATE_AFTER_US = 60 * 1_000_000
-UPCOMING_LIMIT = 10_000
 # Settling an intent may write a next one that is due at once (a pause ended
 # while the daemon was down, an overtaken intent): handle it in the same step.
 MAX_PASSES = 50
@@ -69,8 +70,6 @@ RETRY_US = 1_000_000
 REFRESH_TIMEOUT_S = 5.0
 # Changes of the clock smaller than this are not worth re-planning for.
 JUMP_TOLERANCE_US = 1_000_000
-
-TIMING_OPTIONS = frozenset({"spec", "timezone", "action", "enabled", "randomized_delay"})
 
 
 def _fmt(us: int) -> str:
