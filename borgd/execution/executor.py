@@ -705,6 +705,14 @@ class Executor:
                     nfiles=parsed.nfiles,
                     duration=parsed.duration,
                 )
+            elif status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
+                # borg's exit code alone does not prove an archive: a program that died
+                # before borg began (a binary swapped mid-upgrade exits 1) looks like a warning.
+                status, archive = JobStatus.FAILED, ""
+                message = (
+                    f"borg exited with code {result.returncode} but reported no archive "
+                    f"({out.last_error or 'it printed no result'}); no backup was made"
+                )
         elif job_type is JobType.RESTORE:
             archive = spec.options.archive or ""
         if status in (JobStatus.SUCCEEDED, JobStatus.WARNING):

@@ -57,6 +57,9 @@ def test_borg_missing_then_installed_is_used_without_a_restart(
     assert done["status"] == "succeeded", done
 
     # Upgraded (another binary behind the name): its version is asked again, and it runs.
+    # A scheduled job that starts at the very moment of the swap may fail (the kernel
+    # runs the old script's interpreter, which then reads the new file); it must never
+    # claim an archive it did not make, which `sound` checks below.
     calls = tmp_path / "wrapper-calls"
     wrapper = bin_dir / "borg-wrapper"
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {borg_binary()} "$@"\n')
@@ -71,6 +74,30 @@ def test_borg_missing_then_installed_is_used_without_a_restart(
     busctl("RemoveSchedule", "t", schedule)
     sound(busctl, daemon, {"r": repo}, borg_env(session_env))
     assert len(scheduled_runs(busctl, schedule)) >= runs
+
+
+def test_borg_that_dies_before_backing_up_is_a_failure_not_a_warning(
+    start_borgd, busctl, session_env, tmp_path
+):
+    """Exit code 1 is borg's "warning", and also what any Python program that dies says;
+    without borg's own report of the archive no backup is counted."""
+    crashing = tmp_path / "borg-crashing"
+    crashing.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in create) echo "SyntaxError: invalid syntax" >&2; exit 1;; esac\n'
+        f'exec {borg_binary()} "$@"\n'
+    )
+    crashing.chmod(0o755)
+    daemon = start_borgd("--borg", str(crashing))
+    repo = tmp_path / "repo"
+    init_repo(busctl, "r", repo)
+    add_profile(busctl, "p", "r", [make_tree(tmp_path / "src", 3)])
+    job = wait_status(busctl, start_job(busctl, "p"))
+    assert job["status"] == "failed", job
+    assert job["archive"] == "", job
+    assert "reported no archive" in job["message"], job["message"]
+    assert "SyntaxError" in job["message"], job["message"]
+    sound(busctl, daemon, {"r": repo}, borg_env(session_env))
 
 
 def test_hanging_borg_is_cancelled_and_the_lane_goes_on(
