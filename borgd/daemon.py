@@ -288,7 +288,7 @@ class Daemon:
                 notifier.status(f"recovering; the store is {store.health.state}")
                 await anyio.sleep(1.0)  # the store's own prober starts with the loops
         if recovered:
-            log.info("recovery.requeued", jobs=[j["id"] for j in recovered])
+            log.info("recovery.requeued", jobs=[j.id for j in recovered])
 
         # -- D-Bus --
         schedules = Schedules(store=store, clock=clock, scheduler=scheduling.scheduler)

@@ -10,12 +10,14 @@ from typing import Any, Protocol
 
 import structlog
 
+from borgd.core.records import Job
+
 log = structlog.get_logger(__name__)
 
 
 class Listener(Protocol):
-    def job_added(self, job: dict[str, Any]) -> None: ...
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None: ...
+    def job_added(self, job: Job) -> None: ...
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None: ...
     def job_removed(self, job_id: int) -> None: ...
     def profile_changed(self, name: str, changed: dict[str, Any]) -> None: ...
     def manager_changed(self, changed: dict[str, Any]) -> None: ...
@@ -35,10 +37,10 @@ class Events:
             except Exception:
                 log.exception("events.listener_failed", method=method)
 
-    def job_added(self, job: dict[str, Any]) -> None:
+    def job_added(self, job: Job) -> None:
         self._each("job_added", job)
 
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         self._each("job_changed", job_id, changed, job)
 
     def job_removed(self, job_id: int) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 from borgd.clock import Clock
 from borgd.core.config import ProfileConfig
 from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason, Trigger
+from borgd.core.records import Job, Profile
 from borgd.events import Events
 from borgd.store import Store
 from borgd.store.catalog import NotFound
-from borgd.store.jobs import JobRow, NoSuchJob, StaleState
+from borgd.store.jobs import NoSuchJob, StaleState
 
 
 def chain_tasks(profile: ProfileConfig, backups_since_check: int) -> tuple[list[JobType], bool]:
@@ -43,30 +44,30 @@ class Chains:
         self.clock = clock
 
     def enqueue(
-        self, backup: JobRow, profile: ProfileConfig, prow: JobRow, queued: list[int]
+        self, backup: Job, profile: ProfileConfig, prow: Profile, queued: list[int]
     ) -> bool:
         """Queue the tasks not in `queued` yet (a retry after a store outage goes on
         where it stopped), appending their ids; returns whether the check is due."""
-        tasks, check_due = chain_tasks(profile, int(prow["backups_since_check"]))
+        tasks, check_due = chain_tasks(profile, int(prow.backups_since_check))
         for task in tasks[len(queued) :]:
             job = self.store.jobs.queue(
                 now=self.clock(),
                 type=task.value,
                 trigger=Trigger.CHAIN.value,
-                profile=backup["profile"],
-                repository=backup["repository"],
-                repository_id=backup["repository_id"],
-                schedule_id=backup["schedule_id"],
-                parent_id=backup["id"],
+                profile=backup.profile,
+                repository=backup.repository,
+                repository_id=backup.repository_id,
+                schedule_id=backup.schedule_id,
+                parent_id=backup.id,
                 options={},
             )
-            queued.append(int(job["id"]))
+            queued.append(int(job.id))
             self.events.job_added(job)
         return check_due
 
     def settle(
         self,
-        backup: JobRow,
+        backup: Job,
         profile: ProfileConfig,
         status: JobStatus,
         queued: list[int],
@@ -80,22 +81,22 @@ class Chains:
             except NotFound:
                 return  # removed while it ran; its chain runs or fails on its own
             if profile.check_every > 0:
-                count = 0 if check_due else int(prow["backups_since_check"]) + 1
-                self.store.catalog.update_profile(prow["id"], {"backups_since_check": count})
+                count = 0 if check_due else int(prow.backups_since_check) + 1
+                self.store.catalog.update_profile(prow.id, {"backups_since_check": count})
             last = self.store.jobs.last_success(profile.name)
-            if last is not None and last["id"] == backup["id"]:  # not one missing a source
-                self.events.profile_changed(profile.name, {"last_success": last["finished_at"]})
+            if last is not None and last.id == backup.id:  # not one missing a source
+                self.events.profile_changed(profile.name, {"last_success": last.finished_at})
             return
         now = self.clock()
         for chain_id in queued:
             fields: dict[str, Any] = {"finished_at": now}
             if status is JobStatus.CANCELLED:
                 dst = JobStatus.CANCELLED
-                fields["message"] = f"cancelled with its backup (job {backup['id']})"
+                fields["message"] = f"cancelled with its backup (job {backup.id})"
             else:
                 dst = JobStatus.SKIPPED
                 fields["skip_reason"] = SkipReason.PARENT_FAILED.value
-                fields["message"] = f"its backup (job {backup['id']}) {status.value}"
+                fields["message"] = f"its backup (job {backup.id}) {status.value}"
             try:
                 row = self.store.jobs.transition(
                     chain_id, dst, expect=[JobStatus.QUEUED], **fields

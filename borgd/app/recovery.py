@@ -22,10 +22,11 @@ import structlog
 
 from borgd.clock import Clock
 from borgd.core.jobs import JobStatus, JobType, SkipReason, Trigger
+from borgd.core.records import Job
 from borgd.events import Events
 from borgd.execution.runner import process_matches
 from borgd.store import Store
-from borgd.store.jobs import JobRow, StaleState
+from borgd.store.jobs import StaleState
 
 log = structlog.get_logger(__name__)
 
@@ -58,17 +59,17 @@ def _is_zombie(pid: int) -> bool:
     return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] == b"Z"
 
 
-async def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
+async def recover(store: Store, events: Events, clock: Clock) -> list[Job]:
     """Mark leftover running jobs interrupted; requeue scheduled backups once. Returns new jobs."""
-    requeued: list[JobRow] = []
+    requeued: list[Job] = []
     interrupted: set[int] = set()
     for row in store.jobs.with_status(JobStatus.RUNNING):
-        if process_matches(row["pid"], row["pid_start_time"]):
-            log.warning("recovery.stopping_orphan", job_id=row["id"], pid=row["pid"])
-            await _stop_orphan(row["pid"], row["pid_start_time"], row["type"])
+        if process_matches(row.pid, row.pid_start_time):
+            log.warning("recovery.stopping_orphan", job_id=row.id, pid=row.pid)
+            await _stop_orphan(row.pid, row.pid_start_time, row.type)
         try:
             store.jobs.transition(
-                row["id"],
+                row.id,
                 JobStatus.INTERRUPTED,
                 finished_at=clock(),
                 pid=0,
@@ -76,39 +77,39 @@ async def recover(store: Store, events: Events, clock: Clock) -> list[JobRow]:
             )
         except StaleState:
             continue
-        interrupted.add(row["id"])
-        log.warning("recovery.interrupted", job_id=row["id"], type=row["type"])
+        interrupted.add(row.id)
+        log.warning("recovery.interrupted", job_id=row.id, type=row.type)
     # Scheduled backups interrupted by this crash, or by a clean stop before it, run again once.
     for row in store.jobs.with_status(JobStatus.INTERRUPTED):
         if (
-            row["type"] == JobType.BACKUP.value
-            and row["trigger"] in REQUEUE_TRIGGERS
-            and not store.jobs.was_requeued(row["id"])
+            row.type == JobType.BACKUP.value
+            and row.trigger in REQUEUE_TRIGGERS
+            and not store.jobs.was_requeued(row.id)
         ):
             job = store.jobs.queue(
                 now=clock(),
-                type=row["type"],
+                type=row.type,
                 trigger=Trigger.RECOVERY.value,
-                profile=row["profile"],
-                repository=row["repository"],
-                repository_id=row["repository_id"],
-                schedule_id=row["schedule_id"],
-                requeued_from=row["id"],
-                options=row["options"],
+                profile=row.profile,
+                repository=row.repository,
+                repository_id=row.repository_id,
+                schedule_id=row.schedule_id,
+                requeued_from=row.id,
+                options=row.options,
             )
             requeued.append(job)
             events.job_added(job)
-        interrupted.add(row["id"])
+        interrupted.add(row.id)
     for row in store.jobs.with_status(JobStatus.QUEUED):
-        if row["trigger"] == Trigger.CHAIN.value and row["parent_id"] in interrupted:
+        if row.trigger == Trigger.CHAIN.value and row.parent_id in interrupted:
             try:
                 store.jobs.transition(
-                    row["id"],
+                    row.id,
                     JobStatus.SKIPPED,
                     expect=[JobStatus.QUEUED],
                     finished_at=clock(),
                     skip_reason=SkipReason.PARENT_FAILED.value,
-                    message=f"its backup (job {row['parent_id']}) was interrupted",
+                    message=f"its backup (job {row.parent_id}) was interrupted",
                 )
             except StaleState:
                 continue

@@ -12,6 +12,7 @@ import structlog
 from borgd import errors
 from borgd.clock import Clock, from_datetime, to_datetime
 from borgd.core.jobs import JobStatus, SkipReason
+from borgd.core.records import Schedule
 from borgd.core.schedule import Spec, SpecError, parse_spec, upcoming
 from borgd.core.validation import (
     SCHEDULE_OPTIONS,
@@ -71,7 +72,7 @@ class Schedules:
     def next_run(self) -> int:
         return self.scheduler.next_run
 
-    def _schedule(self, schedule_id: int) -> dict[str, Any]:
+    def _schedule(self, schedule_id: int) -> Schedule:
         check_id("schedule id", schedule_id)
         try:
             return self.store.catalog.schedule(schedule_id)
@@ -90,7 +91,7 @@ class Schedules:
         except NotFound as exc:
             raise errors.NotFound(f"no profile named {profile!r}") from exc
         values = {
-            "profile_id": prow["id"],
+            "profile_id": prow.id,
             "action": action,
             "spec": spec,
             "timezone": opts.pop("timezone", None) or None,
@@ -107,8 +108,8 @@ class Schedules:
         opts = check_options("schedule", SCHEDULE_UPDATE_OPTIONS, options)
         if "action" in opts:
             check_schedule_action(opts["action"])
-        tz = opts.get("timezone", sched["timezone"]) or None
-        check_spec(opts.get("spec", sched["spec"]), tz)
+        tz = opts.get("timezone", sched.timezone) or None
+        check_spec(opts.get("spec", sched.spec), tz)
         if "timezone" in opts:
             opts["timezone"] = tz
         self.store.catalog.update_schedule(schedule_id, opts)
@@ -132,18 +133,18 @@ class Schedules:
         self.scheduler.reconcile_soon()
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        profiles = {p["id"]: p["name"] for p in self.store.catalog.profiles()}
-        intents = {j["schedule_id"]: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
+        profiles = {p.id: p.name for p in self.store.catalog.profiles()}
+        intents = {j.schedule_id: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
         out = []
         for s in self.store.catalog.schedules():
-            intent = intents.get(s["id"])
+            intent = intents.get(s.id)
             out.append(
                 {
-                    **s,
-                    "profile": profiles.get(s["profile_id"], ""),
-                    "timezone": s["timezone"] or "",
+                    **s.as_dict(),
+                    "profile": profiles.get(s.profile_id, ""),
+                    "timezone": s.timezone or "",
                     "normalized": self.scheduler.spec_for(s).normalized,
-                    "next_run": intent["scheduled_for"] if intent else 0,
+                    "next_run": intent.scheduled_for if intent else 0,
                 }
             )
         return out
@@ -151,14 +152,14 @@ class Schedules:
     def upcoming(self, start: int, end: int) -> list[dict[str, Any]]:
         if end <= start:
             raise InvalidArgument("'to' must be after 'from'")
-        profiles = {p["id"]: p for p in self.store.catalog.profiles()}
+        profiles = {p.id: p for p in self.store.catalog.profiles()}
         entries = []
         for s in self.store.catalog.schedules(enabled=True):
-            profile = profiles.get(s["profile_id"])
-            if profile is None or not profile["enabled"]:
+            profile = profiles.get(s.profile_id)
+            if profile is None or not profile.enabled:
                 continue
-            anchor = to_datetime(s["anchor"] or s["created_at"])
-            key = (s["id"], profile["name"], s["action"])
+            anchor = to_datetime(s.anchor or s.created_at)
+            key = (s.id, profile.name, s.action)
             entries.append((key, self.scheduler.spec_for(s), anchor))
         instants, truncated = upcoming(
             entries, to_datetime(start), to_datetime(end), limit=UPCOMING_LIMIT

@@ -21,6 +21,7 @@ from borgd.core import borg_argv
 from borgd.core.config import JobSpec, job_options_from, local_path
 from borgd.core.jobs import REQUEUEABLE, TERMINAL, IllegalTransition, JobStatus, JobType, Trigger
 from borgd.core.overdue import is_overdue
+from borgd.core.records import Job, Profile, Repository
 from borgd.core.validation import (
     LIST_FILTER,
     PROFILE_OPTIONS,
@@ -42,8 +43,8 @@ from borgd.events import Events
 from borgd.execution import joblog
 from borgd.execution.executor import Executor
 from borgd.store import Store
-from borgd.store.catalog import Conflict, NotFound, profile_config, repo_config
-from borgd.store.jobs import JobFilter, JobRow, NoSuchJob, StaleState
+from borgd.store.catalog import Conflict, NotFound
+from borgd.store.jobs import JobFilter, NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +108,7 @@ class Service:
                 f"encryption {encryption!r} needs a passphrase or a passcommand "
                 "(or use encryption 'none')"
             )
-        if any(r["name"] == name or r["url"] == url for r in self.store.catalog.repositories()):
+        if any(r.name == name or r.url == url for r in self.store.catalog.repositories()):
             raise errors.AlreadyExists(f"a repository named {name!r} or at {url!r} exists already")
         values = {
             "name": name,
@@ -162,28 +163,28 @@ class Service:
                 except Exception as exc:
                     raise errors.Unavailable(f"cannot store the passphrase: {exc}") from exc
                 values["has_passphrase"] = True
-        self.store.catalog.update_repository(row["id"], values)
+        self.store.catalog.update_repository(row.id, values)
         self.on_repositories_changed()
 
     async def remove_repository(self, name: str) -> None:
         check_name("repository", name)
         row = self._repository(name)
-        users = [p["name"] for p in self.store.catalog.profiles(repository_id=row["id"])]
+        users = [p.name for p in self.store.catalog.profiles(repository_id=row.id)]
         if users:
             raise errors.InvalidState(
                 f"repository {name!r} is used by profile(s) {', '.join(users)}: remove them first"
             )
-        if any(j["repository_id"] == row["id"] for j in self.store.jobs.live()):
+        if any(j.repository_id == row.id for j in self.store.jobs.live()):
             raise errors.InvalidState(f"repository {name!r} has queued or running jobs")
-        self.store.catalog.remove_repository(row["id"])
-        if row["has_passphrase"]:
+        self.store.catalog.remove_repository(row.id)
+        if row.has_passphrase:
             await self._delete_secret(name)
         self.on_repositories_changed()
 
     def list_repositories(self) -> list[dict[str, Any]]:
         return [public_repository(r) for r in self.store.catalog.repositories()]
 
-    def _repository(self, name: str) -> dict[str, Any]:
+    def _repository(self, name: str) -> Repository:
         try:
             return self.store.catalog.repository(name)
         except NotFound as exc:
@@ -222,7 +223,7 @@ class Service:
         opts.setdefault("archive_template", DEFAULT_TEMPLATE)
         values = self._profile_values(opts, name)
         repo = self._repository(repository)
-        values.update(name=name, repository_id=repo["id"], sources=paths, created_at=self.clock())
+        values.update(name=name, repository_id=repo.id, sources=paths, created_at=self.clock())
         values.setdefault("excludes", [])
         try:
             profile_id = self.store.catalog.add_profile(values)
@@ -240,9 +241,9 @@ class Service:
         if "repository" in opts:
             opts["repository_id"] = self._repository(
                 check_name("repository", opts.pop("repository"))
-            )["id"]
+            ).id
         values = self._profile_values(opts, name)
-        self.store.catalog.update_profile(row["id"], values)
+        self.store.catalog.update_profile(row.id, values)
         changed = {k: v for k, v in values.items() if k != "repository_id"}
         self.events.profile_changed(name, changed)
         self.on_profiles_changed()
@@ -251,26 +252,24 @@ class Service:
         check_name("profile", name)
         row = self._profile(name)
         if any(
-            j["profile"] == name and j["status"] in ("queued", "running")
-            for j in self.store.jobs.live()
+            j.profile == name and j.status in ("queued", "running") for j in self.store.jobs.live()
         ):
             raise errors.InvalidState(f"profile {name!r} has queued or running jobs; cancel them")
-        self.store.catalog.remove_profile(row["id"])
+        self.store.catalog.remove_profile(row.id)
         self.on_profiles_changed()
 
     def list_profiles(self) -> list[dict[str, Any]]:
-        repos = {r["id"]: r["name"] for r in self.store.catalog.repositories()}
+        repos = {r.id: r.name for r in self.store.catalog.repositories()}
         return [
-            self.public_profile(p, repos[p["repository_id"]])
-            for p in self.store.catalog.profiles()
+            self.public_profile(p, repos[p.repository_id]) for p in self.store.catalog.profiles()
         ]
 
-    def public_profile(self, row: dict[str, Any], repository: str) -> dict[str, Any]:
-        last = self.store.jobs.last_success(row["name"])
-        last_success = int(last["finished_at"]) if last else 0
-        overdue = is_overdue(int(row["max_age"]), last_success, row["created_at"], self.clock())
+    def public_profile(self, row: Profile, repository: str) -> dict[str, Any]:
+        last = self.store.jobs.last_success(row.name)
+        last_success = int(last.finished_at) if last else 0
+        overdue = is_overdue(int(row.max_age), last_success, row.created_at, self.clock())
         out = {
-            k: row[k]
+            k: getattr(row, k)
             for k in (
                 "id",
                 "name",
@@ -298,7 +297,7 @@ class Service:
         out.update(repository=repository, last_success=last_success, overdue=overdue)
         return {k: ("" if v is None else v) for k, v in out.items()}
 
-    def _profile(self, name: str) -> dict[str, Any]:
+    def _profile(self, name: str) -> Profile:
         try:
             return self.store.catalog.profile(name)
         except NotFound as exc:
@@ -316,7 +315,7 @@ class Service:
         options: dict[str, Any],
         trigger: Trigger = Trigger.MANUAL,
         **extra: Any,
-    ) -> JobRow:
+    ) -> Job:
         job = self.store.jobs.queue(
             now=self.clock(),
             type=job_type.value,
@@ -345,7 +344,7 @@ class Service:
                 f"option(s) {', '.join(sorted(stray))} do not apply to a {jtype.value} job"
             )
         prow = self._profile(profile)
-        rrow = self.store.catalog.repository_by_id(prow["repository_id"])
+        rrow = self.store.catalog.repository_by_id(prow.repository_id)
         if jtype is JobType.RESTORE:
             if "destination" not in opts:
                 raise InvalidArgument("a restore needs 'destination', an absolute folder")
@@ -354,8 +353,8 @@ class Service:
         # Build the command line once now so a bad combination fails here, not later.
         spec = JobSpec(
             type=jtype,
-            repo=repo_config(rrow),
-            profile=profile_config(prow, rrow["name"]),
+            repo=rrow.config(),
+            profile=prow.config(rrow.name),
             options=job_options_from(opts),
             archive_name="check" if jtype is JobType.BACKUP else None,
         )
@@ -375,16 +374,16 @@ class Service:
         job = self._queue(
             jtype,
             profile=profile,
-            repository=rrow["name"],
-            repository_id=rrow["id"],
+            repository=rrow.name,
+            repository_id=rrow.id,
             options=opts,
         )
-        return int(job["id"])
+        return int(job.id)
 
     def cancel_job(self, job_id: int) -> None:
         check_id("job id", job_id)
         row = self._job(job_id)
-        status = JobStatus(row["status"])
+        status = JobStatus(row.status)
         if status in (JobStatus.SCHEDULED, JobStatus.QUEUED):
             try:
                 new = self.store.jobs.transition(
@@ -397,7 +396,7 @@ class Service:
             except (StaleState, IllegalTransition):
                 return self.cancel_job(job_id)  # it moved on meanwhile: cancel what it is now
             self.events.job_changed(
-                job_id, {"status": "cancelled", "finished_at": new["finished_at"]}, new
+                job_id, {"status": "cancelled", "finished_at": new.finished_at}, new
             )
             return None
         if status is JobStatus.RUNNING:
@@ -409,40 +408,40 @@ class Service:
     def requeue_job(self, job_id: int) -> int:
         check_id("job id", job_id)
         row = self._job(job_id)
-        if JobStatus(row["status"]) not in REQUEUEABLE:
+        if JobStatus(row.status) not in REQUEUEABLE:
             raise errors.InvalidState(
-                f"job {job_id} is {row['status']}; only failed, cancelled, interrupted or "
+                f"job {job_id} is {row.status}; only failed, cancelled, interrupted or "
                 "skipped jobs can be requeued"
             )
-        if row["profile"]:
-            self._profile(row["profile"])
+        if row.profile:
+            self._profile(row.profile)
         try:
-            repo = self.store.catalog.repository_by_id(row["repository_id"])
+            repo = self.store.catalog.repository_by_id(row.repository_id)
         except NotFound as exc:
             raise errors.NotFound(f"the repository of job {job_id} no longer exists") from exc
         job = self._queue(
-            JobType(row["type"]),
-            profile=row["profile"],
-            repository=repo["name"],
-            repository_id=repo["id"],
-            options=row["options"],
+            JobType(row.type),
+            profile=row.profile,
+            repository=repo.name,
+            repository_id=repo.id,
+            options=row.options,
             trigger=Trigger.REQUEUE,
             requeued_from=job_id,
-            schedule_id=row["schedule_id"],
+            schedule_id=row.schedule_id,
         )
-        return int(job["id"])
+        return int(job.id)
 
-    def get_job(self, job_id: int) -> JobRow:
+    def get_job(self, job_id: int) -> Job:
         check_id("job id", job_id)
         return self._job(job_id)
 
-    def _job(self, job_id: int) -> JobRow:
+    def _job(self, job_id: int) -> Job:
         try:
             return self.store.jobs.get(job_id)
         except NoSuchJob as exc:
             raise errors.NotFound(f"no job with id {job_id}") from exc
 
-    def list_jobs(self, flt: Mapping[str, Variant]) -> list[JobRow]:
+    def list_jobs(self, flt: Mapping[str, Variant]) -> list[Job]:
         opts = check_options("ListJobs filter", LIST_FILTER, flt)
         return self.store.jobs.query(
             JobFilter(
@@ -462,10 +461,10 @@ class Service:
     async def job_log(self, job_id: int, tail: int) -> list[str]:
         """The last `tail` lines; 0 or more than joblog.MAX_LINES give the last MAX_LINES."""
         row = self.get_job(job_id)
-        if not row["log_path"]:
+        if not row.log_path:
             return []  # never ran
-        finished = row["status"] in TERMINAL
-        read = functools.partial(joblog.tail, Path(row["log_path"]), tail, finished=finished)
+        finished = row.status in TERMINAL
+        read = functools.partial(joblog.tail, Path(row.log_path), tail, finished=finished)
         return await _read_log(job_id, read)
 
     async def read_job_log(self, job_id: int, offset: int, max_lines: int) -> joblog.Page:
@@ -478,11 +477,11 @@ class Service:
         reads on to the end has every line.
         """
         row = self.get_job(job_id)
-        if not row["log_path"]:
+        if not row.log_path:
             return joblog.Page([], 0)
-        finished = row["status"] in TERMINAL
+        finished = row.status in TERMINAL
         read = functools.partial(
-            joblog.read_page, Path(row["log_path"]), offset, max_lines, finished=finished
+            joblog.read_page, Path(row.log_path), offset, max_lines, finished=finished
         )
         return await _read_log(job_id, read)
 
@@ -494,16 +493,16 @@ async def _read_log(job_id: int, read: Callable[[], _Read]) -> _Read:
         raise errors.Unavailable(f"the log of job {job_id} cannot be read: {exc}") from exc
 
 
-def public_repository(row: dict[str, Any]) -> dict[str, Any]:
+def public_repository(row: Repository) -> dict[str, Any]:
     """A repository as clients see it: never a secret, not even the passcommand's text."""
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "url": row["url"],
-        "encryption": row["encryption"],
-        "ssh_command": row["ssh_command"] or "",
-        "lock_wait": row["lock_wait"] or 0,
-        "has_passphrase": bool(row["has_passphrase"]),
-        "has_passcommand": bool(row["passcommand"]),
-        "remote": local_path(row["url"]) is None,
+        "id": row.id,
+        "name": row.name,
+        "url": row.url,
+        "encryption": row.encryption,
+        "ssh_command": row.ssh_command or "",
+        "lock_wait": row.lock_wait or 0,
+        "has_passphrase": bool(row.has_passphrase),
+        "has_passcommand": bool(row.passcommand),
+        "remote": local_path(row.url) is None,
     }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from borgd.errors import InvalidState
+
 
 class JobType(StrEnum):
     BACKUP = "backup"
@@ -82,7 +84,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(InvalidState, ValueError):
     """A status change the state machine does not allow."""
 
 

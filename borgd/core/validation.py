@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from borgd.core.jobs import JobStatus, JobType
-
-
-class InvalidArgument(ValueError):
-    """A caller's mistake: a bad name, key, type or value."""
-
+from borgd.errors import InvalidArgument as InvalidArgument
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _INT_SIGS = frozenset("ynqiuxt")

@@ -15,6 +15,7 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
 from borgd.core.jobs import LIVE, JobStatus
+from borgd.core.records import Job
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import JOB_KEYS, to_variants
 
@@ -30,9 +31,9 @@ def job_path(job_id: int) -> str:
 class JobObject(ServiceInterface):
     """Properties are the job dictionary's keys; generated below from JOB_KEYS."""
 
-    def __init__(self, job: dict[str, Any], cancel: Callable[[int], None]) -> None:
+    def __init__(self, job: Job, cancel: Callable[[int], None]) -> None:
         super().__init__(JOB_INTERFACE)
-        self._job = dict(job)
+        self._job = job.as_dict()
         self._cancel = cancel
 
     def update(self, changed: dict[str, Any]) -> None:
@@ -69,19 +70,19 @@ class JobObjects:
         self._cancel = cancel
         self._objects: dict[int, JobObject] = {}
 
-    def export_live(self, jobs: list[dict[str, Any]]) -> None:
+    def export_live(self, jobs: list[Job]) -> None:
         for job in jobs:
             self.added(job)
 
-    def added(self, job: dict[str, Any]) -> None:
-        job_id = int(job["id"])
-        if job["status"] not in {s.value for s in LIVE} or job_id in self._objects:
+    def added(self, job: Job) -> None:
+        job_id = job.id
+        if not job.live or job_id in self._objects:
             return
         obj = JobObject(job, self._cancel)
         self._objects[job_id] = obj
         self._bus.export(job_path(job_id), obj)
 
-    def changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+    def changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         obj = self._objects.get(job_id)
         if obj is None:
             self.added(job)

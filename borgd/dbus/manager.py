@@ -203,12 +203,15 @@ class ManagerInterface(ServiceInterface):
     @dbus_method()
     @guarded
     def GetJob(self, id: T) -> ASV:
-        return to_variants(self._service.get_job(id), JOB_KEYS)
+        return to_variants(self._service.get_job(id).as_dict(), JOB_KEYS)
 
     @dbus_method()
     @guarded
     def ListJobs(self, filter: ASV) -> AASV:
-        return [to_variants(j, JOB_KEYS) for j in self._service.list_jobs(from_variants(filter))]
+        return [
+            to_variants(j.as_dict(), JOB_KEYS)
+            for j in self._service.list_jobs(from_variants(filter))
+        ]
 
     @dbus_method()
     @guarded

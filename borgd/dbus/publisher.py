@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from borgd.core.records import Job
 from borgd.dbus.jobs import JobObjects
 from borgd.dbus.manager import ManagerInterface
 from borgd.dbus.types import JOB_KEYS, PROFILE_KEYS, to_variants
@@ -14,11 +15,11 @@ class DbusPublisher:
         self._manager = manager
         self._jobs = jobs
 
-    def job_added(self, job: dict[str, Any]) -> None:
+    def job_added(self, job: Job) -> None:
         self._jobs.added(job)
-        self._manager.JobAdded(int(job["id"]), to_variants(job, JOB_KEYS))
+        self._manager.JobAdded(job.id, to_variants(job.as_dict(), JOB_KEYS))
 
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         self._manager.JobChanged(job_id, to_variants(changed, JOB_KEYS, only=changed.keys()))
         self._jobs.changed(job_id, changed, job)
 

@@ -59,6 +59,7 @@ from borgd.core import borg_argv, borg_output, exit_codes
 from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, job_options_from
 from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason
 from borgd.core.progress import check_phases
+from borgd.core.records import Job, Profile
 from borgd.events import Events
 from borgd.execution import joblog
 from borgd.execution.borg_tool import BorgNotFound, BorgTool, FixedBorg
@@ -74,9 +75,8 @@ from borgd.execution.runner import (
 from borgd.offloop import call_with_timeout
 from borgd.store import Store
 from borgd.store.catalog import NotFound as CatalogNotFound
-from borgd.store.catalog import profile_config, repo_config
 from borgd.store.engine import StoreUnavailable, store_cause
-from borgd.store.jobs import JobRow, NoSuchJob, StaleState
+from borgd.store.jobs import NoSuchJob, StaleState
 
 log = structlog.get_logger(__name__)
 
@@ -162,12 +162,12 @@ class ChainPolicy(Protocol):
     """What a backup chains and what becomes of it (`borgd.app.chains.Chains`)."""
 
     def enqueue(
-        self, backup: JobRow, profile: ProfileConfig, prow: JobRow, queued: list[int]
+        self, backup: Job, profile: ProfileConfig, prow: Profile, queued: list[int]
     ) -> bool: ...
 
     def settle(
         self,
-        backup: JobRow,
+        backup: Job,
         profile: ProfileConfig,
         status: JobStatus,
         queued: list[int],
@@ -252,11 +252,11 @@ class Executor:
         for row in self.store.jobs.queued_in_lane_order():
             if len(self.active) >= self.max_parallel:
                 break
-            if row["repository_id"] in busy:
+            if row.repository_id in busy:
                 continue
-            busy.add(row["repository_id"])
-            run = ActiveRun(row["id"], row["repository_id"], JobType(row["type"]))
-            self.active[row["id"]] = run
+            busy.add(row.repository_id)
+            run = ActiveRun(row.id, row.repository_id, JobType(row.type))
+            self.active[row.id] = run
             tg.start_soon(self._run, row, run)
         self.on_active_changed(len(self.active))
 
@@ -309,18 +309,18 @@ class Executor:
 
     # -- one job ------------------------------------------------------------
 
-    def _change(self, job_id: int, dst: JobStatus, **fields: Any) -> JobRow:
+    def _change(self, job_id: int, dst: JobStatus, **fields: Any) -> Job:
         row = self.store.jobs.transition(job_id, dst, **fields)
         changed = {"status": dst.value, **fields}
         self.events.job_changed(job_id, changed, row)
         return row
 
-    def _update(self, job_id: int, row: JobRow, **fields: Any) -> None:
+    def _update(self, job_id: int, row: Job, **fields: Any) -> None:
         self.store.jobs.update_fields(job_id, **fields)
-        self.events.job_changed(job_id, fields, {**row, **fields})
+        self.events.job_changed(job_id, fields, row.but(**fields))
 
-    async def _run(self, row: JobRow, run: ActiveRun) -> None:
-        job_id = row["id"]
+    async def _run(self, row: Job, run: ActiveRun) -> None:
+        job_id = row.id
         structlog.contextvars.bind_contextvars(job_id=job_id)
         try:
             await self._execute(row, run)
@@ -344,16 +344,16 @@ class Executor:
             self.after_job()
             self.wake()
 
-    def _configs(self, row: JobRow) -> tuple[RepoConfig, ProfileConfig | None, JobRow | None]:
-        repo = repo_config(self.store.catalog.repository_by_id(row["repository_id"]))
-        if not row["profile"]:
+    def _configs(self, row: Job) -> tuple[RepoConfig, ProfileConfig | None, Profile | None]:
+        repo = self.store.catalog.repository_by_id(row.repository_id).config()
+        if not row.profile:
             return repo, None, None
-        prow = self.store.catalog.profile(row["profile"])
-        return repo, profile_config(prow, repo.name), prow
+        profile = self.store.catalog.profile(row.profile)
+        return repo, profile.config(repo.name), profile
 
-    async def _execute(self, row: JobRow, run: ActiveRun) -> None:
-        job_id = row["id"]
-        job_type = JobType(row["type"])
+    async def _execute(self, row: Job, run: ActiveRun) -> None:
+        job_id = row.id
+        job_type = JobType(row.type)
         path = joblog.log_path(self.logs_dir, job_id)
         try:
             repo, profile, prow = self._configs(row)
@@ -377,7 +377,7 @@ class Executor:
             # and is tried again once the store takes writes again.
             await self.store.health.wait_recovered()
             return
-        log.info("job.started", type=job_type.value, profile=row["profile"], repository=repo.name)
+        log.info("job.started", type=job_type.value, profile=row.profile, repository=repo.name)
         jlog = joblog.JobLog(path)
         try:
             with run.scope:
@@ -387,11 +387,11 @@ class Executor:
 
     async def _execute_running(
         self,
-        row: JobRow,
+        row: Job,
         run: ActiveRun,
         repo: RepoConfig,
         profile: ProfileConfig | None,
-        prow: JobRow | None,
+        prow: Profile | None,
         jlog: joblog.JobLog,
     ) -> None:
         hooks = profile is not None and run.job_type is JobType.BACKUP
@@ -421,7 +421,7 @@ class Executor:
                         prefix="borgd: ",
                     )
                     jlog.flush()  # whoever sees the final status can read the whole log
-                    await self._record(row["id"], final)
+                    await self._record(row.id, final)
                 if run.job_type is JobType.BACKUP and profile is not None and prow is not None:
                     await self._until_stored(
                         "chain",
@@ -430,11 +430,11 @@ class Executor:
 
     async def _body(
         self,
-        row: JobRow,
+        row: Job,
         run: ActiveRun,
         repo: RepoConfig,
         profile: ProfileConfig | None,
-        prow: JobRow | None,
+        prow: Profile | None,
         jlog: joblog.JobLog,
     ) -> Final:
         if run.job_type is JobType.BACKUP and profile is not None and profile.pre_command:
@@ -527,11 +527,11 @@ class Executor:
                 await anyio.sleep(0.5)
 
     def _spec(
-        self, row: JobRow, repo: RepoConfig, profile: ProfileConfig | None, fqdn: str
+        self, row: Job, repo: RepoConfig, profile: ProfileConfig | None, fqdn: str
     ) -> tuple[JobSpec, int] | str:
         """The job's borg spec and the expected size (backup); a message when it cannot run."""
-        job_type = JobType(row["type"])
-        options = job_options_from(row["options"] or {})
+        job_type = JobType(row.type)
+        options = job_options_from(row.options or {})
         archive_name = None
         expected = 0
         if job_type is JobType.BACKUP and profile is not None:
@@ -544,20 +544,20 @@ class Executor:
                     user=_user(),
                     now=datetime.now().astimezone(),
                     uuid4=str(uuid.uuid4()),
-                    taken=self.store.jobs.archives_of_repository(row["repository_id"]),
+                    taken=self.store.jobs.archives_of_repository(row.repository_id),
                 )
             except ValueError as exc:
                 return str(exc)
-            self._update(row["id"], row, archive=archive_name)
+            self._update(row.id, row, archive=archive_name)
             last = self.store.jobs.last_success(profile.name)
-            expected = int(last["original_size"]) if last else 0
+            expected = int(last.original_size) if last else 0
         if job_type is JobType.RESTORE:
-            opts = dict(row["options"] or {})
+            opts = dict(row.options or {})
             if profile is not None and not options.archive:
                 last = self.store.jobs.last_success(profile.name)
-                if last is None or not last["archive"]:
+                if last is None or not last.archive:
                     return "no archive to restore: this profile has no backup yet"
-                opts["archive"] = last["archive"]
+                opts["archive"] = last.archive
             if options.destination:
                 # Judge the folder borg will really write into, not a symlink's name.
                 opts["destination"] = os.path.realpath(options.destination)
@@ -569,14 +569,14 @@ class Executor:
 
     async def _run_borg(
         self,
-        row: JobRow,
+        row: Job,
         run: ActiveRun,
         repo: RepoConfig,
         profile: ProfileConfig | None,
-        prow: JobRow | None,
+        prow: Profile | None,
         jlog: joblog.JobLog,
     ) -> Final:
-        job_id = row["id"]
+        job_id = row.id
         job_type = run.job_type
         if job_type is JobType.BACKUP and profile is not None and prow is not None:
             run.check_due = await self._retrying(
@@ -670,7 +670,7 @@ class Executor:
 
     def _record_outcome(
         self,
-        row: JobRow,
+        row: Job,
         run: ActiveRun,
         spec: JobSpec,
         result: RunResult,
@@ -724,14 +724,14 @@ class Executor:
             {"exit_code": result.returncode, "message": message, "archive": archive, **stats},
         )
 
-    async def _publish_progress(self, row: JobRow, out: BorgOutput, jlog: joblog.JobLog) -> None:
+    async def _publish_progress(self, row: Job, out: BorgOutput, jlog: joblog.JobLog) -> None:
         """Publish at most once a second and store at most every 2 s, only what changed."""
-        job_id = row["id"]
+        job_id = row.id
         while True:
             await anyio.sleep(TICK)
             due = out.due(time.monotonic())
             if due.publish is not None:
-                self.events.job_changed(job_id, due.publish, {**row, **due.publish})
+                self.events.job_changed(job_id, due.publish, row.but(**due.publish))
             if due.store is not None:
                 # Progress is not worth stopping borg for: a store outage skips a write.
                 with contextlib.suppress(StoreUnavailable):
@@ -750,22 +750,21 @@ class Executor:
 
     # -- hooks --------------------------------------------------------------
 
-    def hook_env(self, row: JobRow) -> dict[str, str]:
+    def hook_env(self, row: Job) -> dict[str, str]:
         """The hook's environment: the daemon's, minus secrets and systemd's, plus job facts.
 
         Job facts travel only here, never in the command text, so no value (an
         archive name, a path) can ever be read by the shell as code.
         """
         env = borg_argv.child_env(self.base_env, drop_prefixes=("BORGD_",))
-        exit_code = row.get("exit_code")
         env.update(
-            BORGD_JOB_ID=str(row["id"]),
-            BORGD_JOB_TYPE=str(row["type"]),
-            BORGD_PROFILE=str(row["profile"]),
-            BORGD_REPOSITORY=str(row["repository"]),
-            BORGD_STATUS=str(row["status"]),
-            BORGD_ARCHIVE=str(row.get("archive") or ""),
-            BORGD_EXIT_CODE=str(-1 if exit_code is None else exit_code),
+            BORGD_JOB_ID=str(row.id),
+            BORGD_JOB_TYPE=str(row.type),
+            BORGD_PROFILE=str(row.profile),
+            BORGD_REPOSITORY=str(row.repository),
+            BORGD_STATUS=str(row.status),
+            BORGD_ARCHIVE=row.archive,
+            BORGD_EXIT_CODE=str(row.exit_code),
         )
         return env
 
@@ -773,7 +772,7 @@ class Executor:
         self,
         name: str,
         command: str,
-        row: JobRow,
+        row: Job,
         jlog: joblog.JobLog,
         *,
         run: ActiveRun,
@@ -811,18 +810,18 @@ class Executor:
 
     async def _post_hook(
         self,
-        row: JobRow,
+        row: Job,
         run: ActiveRun,
         command: str,
         final: Final | None,
         jlog: joblog.JobLog,
     ) -> None:
         """Run the post_command with the outcome; a failure is added to the job's message."""
-        current = self.store.jobs.get(row["id"])
+        current = self.store.jobs.get(row.id)
         if final is None:  # an internal error, recorded after this
-            facts = {**current, "status": JobStatus.FAILED.value}
+            facts = current.but(status=JobStatus.FAILED)
         else:
-            facts = {**current, "status": final.status.value, **final.fields}
+            facts = current.but(status=final.status, **final.fields)
         timeout = self.hook_timeout
         if run.stop_reason == SHUTDOWN:
             timeout = min(timeout, SHUTDOWN_HOOK_TIMEOUT)

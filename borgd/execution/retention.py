@@ -26,9 +26,9 @@ import anyio
 import structlog
 
 from borgd.clock import Clock
+from borgd.core.records import Job
 from borgd.execution import joblog
 from borgd.store import Store, StoreUnavailable
-from borgd.store.jobs import JobRow
 from borgd.wakeups import Poke
 
 log = structlog.get_logger(__name__)
@@ -51,15 +51,15 @@ class Retention:
             raise ValueError("keep_jobs must be at least 1")
 
 
-def _remove_logs(logs_dir: Path, rows: list[JobRow]) -> None:
+def _remove_logs(logs_dir: Path, rows: list[Job]) -> None:
     for row in rows:
-        joblog.remove(row["log_path"])
-        joblog.remove(str(joblog.log_path(logs_dir, row["id"])))
+        joblog.remove(row.log_path)
+        joblog.remove(str(joblog.log_path(logs_dir, row.id)))
 
 
 def expire_jobs(
     store: Store, logs_dir: Path, now: int, retention: Retention = Retention()
-) -> list[JobRow]:
+) -> list[Job]:
     """Delete expired finished jobs and their log files; returns the deleted rows."""
     gone = store.jobs.expire(
         older_than=now - retention.keep_days * DAY_US, keep_per_profile=retention.keep_jobs
@@ -109,7 +109,7 @@ class RetentionRunner:
         # A job finished: a pass soon (several finishing during one pass make one more).
         self.poke = Poke()
 
-    async def expire(self) -> list[JobRow]:
+    async def expire(self) -> list[Job]:
         store, keep = self.store, self.retention
         ids = await anyio.to_thread.run_sync(
             lambda: store.jobs.expired_ids(
@@ -117,7 +117,7 @@ class RetentionRunner:
                 keep_per_profile=keep.keep_jobs,
             )
         )
-        gone: list[JobRow] = []
+        gone: list[Job] = []
         for start in range(0, len(ids), BATCH):
             rows = store.jobs.delete_finished(ids[start : start + BATCH])
             gone.extend(rows)

@@ -26,6 +26,7 @@ import structlog
 
 from borgd.clock import Clock, to_datetime
 from borgd.core.jobs import JobStatus, JobType
+from borgd.core.records import Job
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker
 from borgd.store import Store
@@ -120,11 +121,11 @@ class Alerts:
         now = self.clock()
         held: dict[str, tuple[int, str]] = {}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            if intent["type"] != JobType.BACKUP.value or not intent["blocked_by"]:
+            if intent.type != JobType.BACKUP.value or not intent.blocked_by:
                 continue
-            profile = intent["profile"]
-            since = min(intent["scheduled_for"], held.get(profile, (now, ""))[0])
-            held[profile] = (since, intent["blocked_by"])
+            profile = intent.profile
+            since = min(intent.scheduled_for, held.get(profile, (now, ""))[0])
+            held[profile] = (since, intent.blocked_by)
         for profile in set(self._blocked_since) - set(held):
             del self._blocked_since[profile]
             self._blocked_sent.discard(profile)
@@ -170,21 +171,21 @@ class Alerts:
 
     # -- Events listener ---------------------------------------------------------
 
-    def job_added(self, job: dict[str, Any]) -> None:
-        if job.get("blocked_by"):
+    def job_added(self, job: Job) -> None:
+        if job.blocked_by:
             self.poke()
 
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         status = changed.get("status")
-        owner = job.get("profile") or job.get("repository")
-        subject = f"{owner}/{job.get('type')}"
-        what = f"{str(job.get('type', 'job')).capitalize()} of {owner}"
+        owner = job.profile or job.repository
+        subject = f"{owner}/{job.type}"
+        what = f"{job.type.capitalize()} of {owner}"
         if status == JobStatus.FAILED:
-            message = str(job.get("message") or "no details")
+            message = job.message or "no details"
             self._send(f"failure:{subject}", f"{what} failed", f"{message} (job {job_id})")
         elif status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
             self._end(f"failure:{subject}")
-        if "blocked_by" in changed or (status and job.get("type") == JobType.BACKUP.value):
+        if "blocked_by" in changed or (status and job.type is JobType.BACKUP):
             self.poke()
 
     def job_removed(self, job_id: int) -> None:

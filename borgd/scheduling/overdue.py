@@ -20,6 +20,7 @@ import structlog
 from borgd.clock import Clock
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.overdue import overdue_after
+from borgd.core.records import Job
 from borgd.events import Events
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker, Woke
@@ -74,12 +75,12 @@ class OverdueWatcher:
         deadline: int | None = None
         seen: set[str] = set()
         for row in self.store.catalog.profiles():
-            name = row["name"]
+            name = row.name
             seen.add(name)
-            max_age = int(row["max_age"])
+            max_age = int(row.max_age)
             last = self.store.jobs.last_success(name)
-            last_success = int(last["finished_at"]) if last else 0
-            due = overdue_after(max_age, last_success, int(row["created_at"]))
+            last_success = int(last.finished_at) if last else 0
+            due = overdue_after(max_age, last_success, int(row.created_at))
             overdue = due is not None and now > due
             if due is not None and not overdue:
                 deadline = due + 1 if deadline is None else min(deadline, due + 1)
@@ -104,11 +105,11 @@ class OverdueWatcher:
 
     # -- Events listener: what can change a profile's state -----------------------
 
-    def job_added(self, job: dict[str, Any]) -> None:
+    def job_added(self, job: Job) -> None:
         pass
 
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
-        if changed.get("status") in SUCCESS and job.get("type") == JobType.BACKUP.value:
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
+        if changed.get("status") in SUCCESS and job.type is JobType.BACKUP:
             self.poke()
 
     def job_removed(self, job_id: int) -> None:

@@ -33,7 +33,7 @@ waited on a condition and then starts is on time, not a catch-up.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,7 @@ from sqlalchemy import func, select
 from borgd.clock import Clock, from_datetime, to_datetime
 from borgd.core.config import local_path
 from borgd.core.jobs import JobStatus, SkipReason, Trigger
+from borgd.core.records import Job, Repository, Schedule
 from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone
 from borgd.core.schedule.zones import zone_name
 from borgd.events import Events
@@ -54,7 +55,7 @@ from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
 from borgd.store.catalog import SCHEDULES, NotFound
 from borgd.store.engine import StoreUnavailable
-from borgd.store.jobs import JOBS, IntentStore, JobRow, StaleState
+from borgd.store.jobs import JOBS, IntentStore, StaleState
 
 log = structlog.get_logger(__name__)
 
@@ -123,13 +124,13 @@ class Scheduler:
 
     # -- specs ----------------------------------------------------------------
 
-    def spec_for(self, sched: Mapping[str, Any]) -> Spec:
-        key = (sched["spec"], sched["timezone"])
-        cached = self._specs.get(sched["id"])
+    def spec_for(self, sched: Schedule) -> Spec:
+        key = (sched.spec, sched.timezone)
+        cached = self._specs.get(sched.id)
         if cached is not None and cached[:2] == key:
             return cached[2]
-        spec = parse_spec(sched["spec"], default_tz=sched["timezone"] or self.system_zone())
-        self._specs[sched["id"]] = (*key, spec)
+        spec = parse_spec(sched.spec, default_tz=sched.timezone or self.system_zone())
+        self._specs[sched.id] = (*key, spec)
         return spec
 
     def forget_spec(self, schedule_id: int) -> None:
@@ -189,14 +190,12 @@ class Scheduler:
         before intents fire; off the event loop, each with a time limit."""
         now = self.clock()
         due = [
-            j
-            for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
-            if j["scheduled_for"] <= now
+            j for j in self.store.jobs.with_status(JobStatus.SCHEDULED) if j.scheduled_for <= now
         ]
         if not due:
             return
-        repos = {r["id"]: r["url"] for r in self.store.catalog.repositories()}
-        folders = (local_path(repos.get(j["repository_id"], "")) for j in due)
+        repos = {r.id: r.url for r in self.store.catalog.repositories()}
+        folders = (local_path(repos.get(j.repository_id, "")) for j in due)
         await self.paths.refresh(p for p in folders if p)
         self.conditions.unavailable_paths = self.paths.unavailable
         if self.refresh_conditions is None:
@@ -230,18 +229,18 @@ class Scheduler:
                 (
                     j
                     for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
-                    if j["scheduled_for"] <= now and j["id"] not in handled
+                    if j.scheduled_for <= now and j.id not in handled
                 ),
-                key=lambda j: (j["scheduled_for"], j["id"]),
+                key=lambda j: (j.scheduled_for, j.id),
             )
             if not due:
                 return
             for intent in due:
-                handled.add(intent["id"])
+                handled.add(intent.id)
                 try:
                     self._fire(intent, now)
                 except StaleState:
-                    log.info("scheduler.intent_moved", job_id=intent["id"])
+                    log.info("scheduler.intent_moved", job_id=intent.id)
         log.warning("scheduler.too_many_passes", passes=MAX_PASSES)
 
     def _next_deadline(self, now: int) -> int | None:
@@ -249,12 +248,12 @@ class Scheduler:
         next_run = 0
         stuck = False
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            if intent["blocked_by"]:
+            if intent.blocked_by:
                 # A held-back intent needs the timer only when its next occurrence
                 # would overtake it; a condition clearing pokes the loop.
                 when = self._overtake_time(intent)
             else:
-                when = intent["scheduled_for"]
+                when = intent.scheduled_for
                 if not next_run or when < next_run:
                     next_run = when
             if when is None:
@@ -266,8 +265,8 @@ class Scheduler:
         if self.paused and self.paused_until:
             candidates.append(self.paused_until)
         for s in self.store.catalog.schedules(paused=True):
-            if s["paused_until"]:
-                candidates.append(s["paused_until"])
+            if s.paused_until:
+                candidates.append(s.paused_until)
         if next_run != self.next_run:
             self.next_run = next_run
             self.events.manager_changed({"NextRun": next_run})
@@ -284,9 +283,9 @@ class Scheduler:
             self.set_pause(False, 0)
             self._acted = True
         for s in self.store.catalog.schedules(paused=True):
-            if s["paused_until"] and s["paused_until"] <= now:
-                self.store.catalog.update_schedule(s["id"], {"paused": False, "paused_until": 0})
-                log.info("schedule.resumed", schedule_id=s["id"], why="pause expired")
+            if s.paused_until and s.paused_until <= now:
+                self.store.catalog.update_schedule(s.id, {"paused": False, "paused_until": 0})
+                log.info("schedule.resumed", schedule_id=s.id, why="pause expired")
                 self._acted = True
 
     # -- time zone and clock changes --------------------------------------------
@@ -313,14 +312,14 @@ class Scheduler:
         log.info("scheduler.timezone_changed", old=self._zone_fp[0], new=fp[0])
         self._zone_fp = fp
         self._specs.clear()
-        schedules = {s["id"]: s for s in self.store.catalog.schedules() if not s["timezone"]}
+        schedules = {s.id: s for s in self.store.catalog.schedules() if not s.timezone}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            sched = schedules.get(intent["schedule_id"])
-            if sched is None or intent["scheduled_for"] <= now:
+            sched = schedules.get(intent.schedule_id)
+            if sched is None or intent.scheduled_for <= now:
                 continue  # explicit zone, or due already (held back): leave it
             if self.spec_for(sched).kind == "interval":
                 continue
-            anchor = sched["anchor"] or sched["created_at"]
+            anchor = sched.anchor or sched.created_at
             occurrence = self._next_occurrence(sched, max(anchor, now))
             if occurrence is not None:
                 self._move_intent(intent, occurrence, why="time zone changed")
@@ -332,9 +331,9 @@ class Scheduler:
         log.info("scheduler.clock_changed", now=now, before=self._last_now)
         if now >= self._last_now:
             return
-        schedules = {s["id"]: s for s in self.store.catalog.schedules()}
+        schedules = {s.id: s for s in self.store.catalog.schedules()}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            sched = schedules.get(intent["schedule_id"])
+            sched = schedules.get(intent.schedule_id)
             if sched is None:
                 continue
             seconds = self.spec_for(sched).interval_seconds
@@ -344,20 +343,20 @@ class Scheduler:
             if _occurrence(intent) > latest:
                 self._move_intent(intent, latest, why="the clock was set back")
 
-    def _move_intent(self, intent: JobRow, occurrence: int, *, why: str) -> None:
+    def _move_intent(self, intent: Job, occurrence: int, *, why: str) -> None:
         old = _occurrence(intent)
         if occurrence == old:
             return
-        delay = max(0, intent["scheduled_for"] - old)
+        delay = max(0, intent.scheduled_for - old)
         fields = {
             "scheduled_for": occurrence + delay,
-            "options": {**(intent.get("options") or {}), "occurrence": occurrence},
+            "options": {**intent.options, "occurrence": occurrence},
         }
-        self.store.jobs.update_fields(intent["id"], **fields)
+        self.store.jobs.update_fields(intent.id, **fields)
         self.events.job_changed(
-            intent["id"], {"scheduled_for": fields["scheduled_for"]}, {**intent, **fields}
+            intent.id, {"scheduled_for": fields["scheduled_for"]}, intent.but(**fields)
         )
-        log.info("scheduler.replanned", job_id=intent["id"], why=why, was=old, now=occurrence)
+        log.info("scheduler.replanned", job_id=intent.id, why=why, was=old, now=occurrence)
         self._acted = True
 
     # -- intents --------------------------------------------------------------
@@ -382,39 +381,39 @@ class Scheduler:
 
     def _follow_repositories(self) -> None:
         """A profile moved to another repository: its intents show (and queue on) the new one."""
-        repos = {r["id"]: r["name"] for r in self.store.catalog.repositories()}
-        profiles = {p["name"]: p["repository_id"] for p in self.store.catalog.profiles()}
+        repos = {r.id: r.name for r in self.store.catalog.repositories()}
+        profiles = {p.name: p.repository_id for p in self.store.catalog.profiles()}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            repo_id = profiles.get(intent["profile"])
-            if repo_id is None or repo_id == intent["repository_id"]:
+            repo_id = profiles.get(intent.profile)
+            if repo_id is None or repo_id == intent.repository_id:
                 continue
             fields = {"repository_id": repo_id, "repository": repos.get(repo_id, "")}
-            self.store.jobs.update_fields(intent["id"], **fields)
+            self.store.jobs.update_fields(intent.id, **fields)
             self.events.job_changed(
-                intent["id"], {"repository": fields["repository"]}, {**intent, **fields}
+                intent.id, {"repository": fields["repository"]}, intent.but(**fields)
             )
 
     def _reconcile(self, now: int, *, fresh: frozenset[int] = frozenset()) -> None:
-        intents = {j["schedule_id"]: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
-        schedules = {s["id"]: s for s in self.store.catalog.schedules()}
+        intents = {j.schedule_id: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
+        schedules = {s.id: s for s in self.store.catalog.schedules()}
         for schedule_id in intents:
             sched = schedules.get(schedule_id)
-            if sched is None or not sched["enabled"]:
+            if sched is None or not sched.enabled:
                 self.drop_intent(
                     schedule_id,
                     "the schedule was removed or disabled",
                     SkipReason.SCHEDULE_REMOVED,
                 )
         for sched in schedules.values():
-            if sched["enabled"] and sched["id"] not in intents:
-                self._write_intent(sched, now=now, fresh=sched["id"] in fresh)
+            if sched.enabled and sched.id not in intents:
+                self._write_intent(sched, now=now, fresh=sched.id in fresh)
 
     def drop_intent(self, schedule_id: int, message: str, reason: SkipReason) -> None:
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            if intent["schedule_id"] == schedule_id:
+            if intent.schedule_id == schedule_id:
                 try:
                     row = self.store.jobs.transition(
-                        intent["id"],
+                        intent.id,
                         JobStatus.SKIPPED,
                         expect=[JobStatus.SCHEDULED],
                         skip_reason=reason.value,
@@ -426,33 +425,31 @@ class Scheduler:
                     continue
                 self._acted = True
                 self.events.job_changed(
-                    row["id"],
+                    row.id,
                     {"status": "skipped", "skip_reason": reason.value, "message": message},
                     row,
                 )
 
-    def _intent_values(
-        self, sched: Mapping[str, Any], occurrence: int, now: int
-    ) -> dict[str, Any]:
-        prow = self.store.catalog.profile_by_id(sched["profile_id"])
-        rrow = self.store.catalog.repository_by_id(prow["repository_id"])
+    def _intent_values(self, sched: Schedule, occurrence: int, now: int) -> dict[str, Any]:
+        prow = self.store.catalog.profile_by_id(sched.profile_id)
+        rrow = self.store.catalog.repository_by_id(prow.repository_id)
         delay = 0
-        if sched["randomized_delay"]:
-            delay = self.rng.randrange(0, int(sched["randomized_delay"]))
+        if sched.randomized_delay:
+            delay = self.rng.randrange(0, int(sched.randomized_delay))
         return {
-            "type": sched["action"],
+            "type": sched.action,
             "status": JobStatus.SCHEDULED.value,
             "trigger": Trigger.SCHEDULE.value,
-            "profile": prow["name"],
-            "repository": rrow["name"],
-            "repository_id": rrow["id"],
-            "schedule_id": sched["id"],
+            "profile": prow.name,
+            "repository": rrow.name,
+            "repository_id": rrow.id,
+            "schedule_id": sched.id,
             "scheduled_for": occurrence + delay,
             "created_at": now,
             "options": {"occurrence": occurrence},
         }
 
-    def _next_occurrence(self, sched: Mapping[str, Any], after: int) -> int | None:
+    def _next_occurrence(self, sched: Schedule, after: int) -> int | None:
         """The first occurrence after ``after`` (intervals: ``after`` + interval)."""
         spec = self.spec_for(sched)
         when = to_datetime(after)
@@ -472,29 +469,27 @@ class Scheduler:
         with self.store.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one_or_none() or 0)
 
-    def _write_intent(self, sched: Mapping[str, Any], *, now: int, fresh: bool) -> None:
-        anchor = sched["anchor"] or sched["created_at"]
+    def _write_intent(self, sched: Schedule, *, now: int, fresh: bool) -> None:
+        anchor = sched.anchor or sched.created_at
         # A new or re-timed schedule starts from now; otherwise (start-up, an intent
         # cancelled by hand) from the last occurrence handled, so that nothing runs
         # twice and misses are caught up.
-        after = max(anchor, now) if fresh else max(anchor, self._last_planned(sched["id"]))
+        after = max(anchor, now) if fresh else max(anchor, self._last_planned(sched.id))
         nxt = self.spec_for(sched).next_after(to_datetime(after), to_datetime(anchor))
         if nxt is None:
             return
         values = self._intent_values(sched, from_datetime(nxt), now)
         try:
-            _, created = self.intents.settle(
-                schedule_id=sched["id"], anchor=None, next_intent=values
-            )
+            _, created = self.intents.settle(schedule_id=sched.id, anchor=None, next_intent=values)
         except StaleState:
             return  # another intent exists already: the store keeps one
         self._acted = True
         for row in created:
             self.events.job_added(row)
 
-    def _overtake_time(self, intent: JobRow) -> int | None:
+    def _overtake_time(self, intent: Job) -> int | None:
         try:
-            sched = self.store.catalog.schedule(intent["schedule_id"])
+            sched = self.store.catalog.schedule(intent.schedule_id)
         except NotFound:
             return None
         return self._next_occurrence(sched, _occurrence(intent))
@@ -510,7 +505,7 @@ class Scheduler:
             return 0, occurrence
         return plan.missed, from_datetime(plan.last_missed)
 
-    def _pause_end(self, sched: Mapping[str, Any], at: int) -> int | None:
+    def _pause_end(self, sched: Schedule, at: int) -> int | None:
         """None when nothing pauses the occurrence at ``at``; else the pause's end (0: none).
 
         A pause still recorded covers every occurrence before its end: one that
@@ -519,22 +514,22 @@ class Scheduler:
         ends: list[int] = []
         if self.paused and (not self.paused_until or self.paused_until > at):
             ends.append(self.paused_until)
-        if sched["paused"] and (not sched["paused_until"] or sched["paused_until"] > at):
-            ends.append(sched["paused_until"])
+        if sched.paused and (not sched.paused_until or sched.paused_until > at):
+            ends.append(sched.paused_until)
         if not ends:
             return None
         return 0 if 0 in ends else max(ends)
 
-    def _fire(self, intent: JobRow, now: int) -> None:
+    def _fire(self, intent: Job, now: int) -> None:
         try:
-            sched = self.store.catalog.schedule(intent["schedule_id"])
+            sched = self.store.catalog.schedule(intent.schedule_id)
         except NotFound:
             self.drop_intent(
-                intent["schedule_id"], "the schedule was removed", SkipReason.SCHEDULE_REMOVED
+                intent.schedule_id, "the schedule was removed", SkipReason.SCHEDULE_REMOVED
             )
             return
-        prow = self.store.catalog.profile_by_id(sched["profile_id"])
-        rrow = self.store.catalog.repository_by_id(prow["repository_id"])
+        prow = self.store.catalog.profile_by_id(sched.profile_id)
+        rrow = self.store.catalog.repository_by_id(prow.repository_id)
         spec = self.spec_for(sched)
         occurrence = _occurrence(intent)
         later, newest = self._passed_after(spec, occurrence, now)
@@ -550,13 +545,13 @@ class Scheduler:
             what += _count_note(1 + inside, occurrence, last)
             self._skip(intent, sched, now, SkipReason.PAUSED, what, count=1 + inside, last=last)
             return
-        if not prow["enabled"]:
+        if not prow.enabled:
             self._skip(
                 intent,
                 sched,
                 now,
                 SkipReason.PROFILE_DISABLED,
-                f"profile {prow['name']} is disabled" + _count_note(1 + later, occurrence, newest),
+                f"profile {prow.name} is disabled" + _count_note(1 + later, occurrence, newest),
                 count=1 + later,
                 last=newest,
             )
@@ -564,12 +559,12 @@ class Scheduler:
 
         reason = blocker(
             self.conditions,
-            url=rrow["url"],
-            repository=rrow["name"],
-            skip_on_battery=bool(sched["skip_on_battery"]),
-            skip_on_metered=bool(sched["skip_on_metered"]),
+            url=rrow.url,
+            repository=rrow.name,
+            skip_on_battery=bool(sched.skip_on_battery),
+            skip_on_metered=bool(sched.skip_on_metered),
         )
-        handled_before = bool(intent["blocked_by"]) or intent["trigger"] == Trigger.CATCH_UP
+        handled_before = bool(intent.blocked_by) or intent.trigger == Trigger.CATCH_UP
         if handled_before and later and reason is not None:
             # Held back, and now overtaken by its next occurrence: that one takes over.
             self._skip(
@@ -584,13 +579,13 @@ class Scheduler:
             )
             return
         if not handled_before or later:
-            window = int(sched["catch_up_window"])
+            window = int(sched.catch_up_window)
             limit = min(LATE_AFTER_US, window) if window else LATE_AFTER_US
-            if later or now - intent["scheduled_for"] > limit:
+            if later or now - intent.scheduled_for > limit:
                 missed = 1 + later
-                newest_due = newest if later else intent["scheduled_for"]
+                newest_due = newest if later else intent.scheduled_for
                 note = _count_note(missed, occurrence, newest)
-                if not sched["catch_up"]:
+                if not sched.catch_up:
                     self._skip(
                         intent,
                         sched,
@@ -618,7 +613,7 @@ class Scheduler:
             self._hold(intent, reason)
             return
         if any(
-            j["schedule_id"] == sched["id"] and j["status"] in ("queued", "running")
+            j.schedule_id == sched.id and j.status in ("queued", "running")
             for j in self.store.jobs.live()
         ):
             self._skip(
@@ -634,24 +629,24 @@ class Scheduler:
             return
         self._queue(intent, sched, rrow, now, occurrence)
 
-    def _hold(self, intent: JobRow, reason: SkipReason) -> None:
-        if intent["blocked_by"] == reason.value:
+    def _hold(self, intent: Job, reason: SkipReason) -> None:
+        if intent.blocked_by == reason.value:
             return
-        self.store.jobs.update_fields(intent["id"], blocked_by=reason.value)
+        self.store.jobs.update_fields(intent.id, blocked_by=reason.value)
         self._acted = True
-        row = {**intent, "blocked_by": reason.value}
-        self.events.job_changed(intent["id"], {"blocked_by": reason.value}, row)
-        log.info("scheduler.held_back", job_id=intent["id"], reason=reason.value)
+        row = intent.but(blocked_by=reason.value)
+        self.events.job_changed(intent.id, {"blocked_by": reason.value}, row)
+        log.info("scheduler.held_back", job_id=intent.id, reason=reason.value)
 
     def _to_catch_up(
         self,
-        intent: JobRow,
-        sched: Mapping[str, Any],
+        intent: Job,
+        sched: Schedule,
         now: int,
         first: int,
         last: int,
         count: int,
-    ) -> JobRow:
+    ) -> Job:
         """Turn a missed intent into the one catch-up run for ``count`` occurrences
         from ``first`` to ``last``; more than one leaves a skipped/coalesced row."""
         audit = []
@@ -668,24 +663,24 @@ class Scheduler:
                         "coalesced": count,
                         "first": first,
                         "last": last,
-                        "catch_up_job": intent["id"],
+                        "catch_up_job": intent.id,
                     },
                     "message": f"{count} missed occurrences from {_fmt(first)} to "
-                    f"{_fmt(last)} replaced by one catch-up run (job {intent['id']})",
+                    f"{_fmt(last)} replaced by one catch-up run (job {intent.id})",
                 }
             )
         fields = {
             "trigger": Trigger.CATCH_UP.value,
             "scheduled_for": last,
-            "options": {**(intent.get("options") or {}), "occurrence": last, "missed": count},
+            "options": {**intent.options, "occurrence": last, "missed": count},
             "message": f"catch-up for {count} missed occurrence"
             + ("s" if count > 1 else "")
             + f" (the last at {_fmt(last)})",
         }
         settled, created = self.intents.settle(
-            schedule_id=sched["id"],
+            schedule_id=sched.id,
             anchor=last,
-            intent_id=intent["id"],
+            intent_id=intent.id,
             dst=JobStatus.SCHEDULED,
             fields=fields,
             audit=audit,
@@ -693,16 +688,16 @@ class Scheduler:
         assert settled is not None
         self._acted = True
         changed = {k: v for k, v in fields.items() if k != "options"}
-        self.events.job_changed(intent["id"], changed, settled)
+        self.events.job_changed(intent.id, changed, settled)
         for row in created:
             self.events.job_added(row)
-        log.info("scheduler.catch_up", job_id=intent["id"], missed=count, first=first, last=last)
+        log.info("scheduler.catch_up", job_id=intent.id, missed=count, first=first, last=last)
         return settled
 
     def _skip(
         self,
-        intent: JobRow,
-        sched: Mapping[str, Any],
+        intent: Job,
+        sched: Schedule,
         now: int,
         reason: SkipReason,
         message: str,
@@ -728,18 +723,18 @@ class Scheduler:
             },
             next_occurrence=next_occurrence,
         )
-        log.info("scheduler.skipped", job_id=intent["id"], reason=reason.value, count=count)
+        log.info("scheduler.skipped", job_id=intent.id, reason=reason.value, count=count)
 
     def _queue(
         self,
-        intent: JobRow,
-        sched: Mapping[str, Any],
-        rrow: Mapping[str, Any],
+        intent: Job,
+        sched: Schedule,
+        rrow: Repository,
         now: int,
         occurrence: int,
     ) -> None:
-        trigger = Trigger(intent["trigger"])
-        on_time = trigger is Trigger.SCHEDULE and not intent["blocked_by"]
+        trigger = Trigger(intent.trigger)
+        on_time = trigger is Trigger.SCHEDULE and not intent.blocked_by
         # Intervals count from the start of the last run: a late one starts now.
         interval = self.spec_for(sched).kind == "interval"
         anchor = now if interval and not on_time else occurrence
@@ -753,18 +748,18 @@ class Scheduler:
                 "queued_at": now,
                 "blocked_by": "",
                 # The profile may have moved to another repository since planning.
-                "repository": rrow["name"],
-                "repository_id": rrow["id"],
+                "repository": rrow.name,
+                "repository_id": rrow.id,
             },
             next_occurrence=self._next_occurrence(sched, anchor),
         )
-        log.info("scheduler.queued", job_id=intent["id"], trigger=trigger.value)
+        log.info("scheduler.queued", job_id=intent.id, trigger=trigger.value)
         self.wake_executor()
 
     def _settle(
         self,
-        intent: JobRow,
-        sched: Mapping[str, Any],
+        intent: Job,
+        sched: Schedule,
         dst: JobStatus,
         now: int,
         *,
@@ -778,16 +773,16 @@ class Scheduler:
             else None
         )
         settled, created = self.intents.settle(
-            schedule_id=sched["id"],
+            schedule_id=sched.id,
             anchor=anchor,
-            intent_id=intent["id"],
+            intent_id=intent.id,
             dst=dst,
             fields=fields,
             next_intent=nxt,
         )
         assert settled is not None
         self._acted = True
-        self.events.job_changed(intent["id"], {"status": dst.value, **fields}, settled)
+        self.events.job_changed(intent.id, {"status": dst.value, **fields}, settled)
         for row in created:
             self.events.job_added(row)
 
@@ -815,11 +810,11 @@ class SchedulerListener:
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
 
-    def job_added(self, job: dict[str, Any]) -> None:
+    def job_added(self, job: Job) -> None:
         pass
 
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
-        if changed.get("status") == JobStatus.CANCELLED and job.get("schedule_id"):
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
+        if changed.get("status") == JobStatus.CANCELLED and job.schedule_id:
             self._scheduler.poke()
 
     def job_removed(self, job_id: int) -> None:
@@ -832,9 +827,8 @@ class SchedulerListener:
         pass
 
 
-def _occurrence(intent: Mapping[str, Any]) -> int:
-    opts = intent.get("options") or {}
-    return int(opts.get("occurrence") or intent["scheduled_for"])
+def _occurrence(intent: Job) -> int:
+    return int(intent.options.get("occurrence") or intent.scheduled_for)
 
 
 def _count_note(count: int, first: int, last: int) -> str:

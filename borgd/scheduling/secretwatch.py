@@ -94,9 +94,9 @@ class SecretWatcher:
 
     def _candidates(self) -> list[str]:
         return [
-            r["name"]
+            r.name
             for r in self.store.catalog.repositories()
-            if r["has_passphrase"] and not r["passcommand"]
+            if r.has_passphrase and not r.passcommand
         ]
 
     async def refresh(self) -> None:

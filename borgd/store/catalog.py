@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from borgd.core.config import ProfileConfig, RepoConfig, Retention
+from borgd import errors
+from borgd.core.config import ProfileConfig, RepoConfig
+from borgd.core.records import Profile, Repository, Schedule
 from borgd.store import models
 
 REPOS: Table = models.REPOSITORIES
@@ -18,52 +20,12 @@ SETTINGS: Table = models.SETTINGS
 Row = dict[str, Any]
 
 
-class Conflict(Exception):
+class Conflict(errors.AlreadyExists):
     """A name or URL already exists, or a row is still referenced."""
 
 
-class NotFound(LookupError):
-    pass
-
-
-def repo_config(row: Row) -> RepoConfig:
-    return RepoConfig(
-        name=row["name"],
-        url=row["url"],
-        encryption=row["encryption"],
-        ssh_command=row["ssh_command"],
-        lock_wait=row["lock_wait"],
-        has_passphrase=bool(row["has_passphrase"]),
-        passcommand=row["passcommand"],
-    )
-
-
-def profile_config(row: Row, repository: str) -> ProfileConfig:
-    return ProfileConfig(
-        name=row["name"],
-        repository=repository,
-        sources=tuple(row["sources"]),
-        excludes=tuple(row["excludes"]),
-        compression=row["compression"],
-        archive_template=row["archive_template"],
-        retention=Retention(
-            keep_within=row["keep_within"],
-            keep_hourly=row["keep_hourly"],
-            keep_daily=row["keep_daily"],
-            keep_weekly=row["keep_weekly"],
-            keep_monthly=row["keep_monthly"],
-            keep_yearly=row["keep_yearly"],
-        ),
-        prune_after=bool(row["prune_after"]),
-        compact_after=bool(row["compact_after"]),
-        check_every=row["check_every"],
-        pre_command=row["pre_command"],
-        post_command=row["post_command"],
-        enabled=bool(row["enabled"]),
-        max_age=row["max_age"],
-        inhibit_sleep=bool(row["inhibit_sleep"]),
-        one_file_system=bool(row["one_file_system"]),
-    )
+class NotFound(errors.NotFound):
+    """No row by that name or id; the message says which."""
 
 
 class Catalog:
@@ -117,14 +79,16 @@ class Catalog:
     def add_repository(self, values: Row) -> int:
         return self._insert(REPOS, f"a repository named {values['name']!r} or at that URL", values)
 
-    def repository(self, name: str) -> Row:
-        return self._one(REPOS, f"no repository named {name!r}", name=name)
+    def repository(self, name: str) -> Repository:
+        return Repository.from_row(self._one(REPOS, f"no repository named {name!r}", name=name))
 
-    def repository_by_id(self, repo_id: int) -> Row:
-        return self._one(REPOS, f"no repository with id {repo_id}", id=repo_id)
+    def repository_by_id(self, repo_id: int) -> Repository:
+        return Repository.from_row(
+            self._one(REPOS, f"no repository with id {repo_id}", id=repo_id)
+        )
 
-    def repositories(self) -> list[Row]:
-        return self._all(REPOS)
+    def repositories(self) -> list[Repository]:
+        return [Repository.from_row(r) for r in self._all(REPOS)]
 
     def update_repository(self, repo_id: int, values: Row) -> None:
         self._update(REPOS, "repository", repo_id, values)
@@ -137,14 +101,16 @@ class Catalog:
     def add_profile(self, values: Row) -> int:
         return self._insert(PROFILES, f"a profile named {values['name']!r}", values)
 
-    def profile(self, name: str) -> Row:
-        return self._one(PROFILES, f"no profile named {name!r}", name=name)
+    def profile(self, name: str) -> Profile:
+        return Profile.from_row(self._one(PROFILES, f"no profile named {name!r}", name=name))
 
-    def profile_by_id(self, profile_id: int) -> Row:
-        return self._one(PROFILES, f"no profile with id {profile_id}", id=profile_id)
+    def profile_by_id(self, profile_id: int) -> Profile:
+        return Profile.from_row(
+            self._one(PROFILES, f"no profile with id {profile_id}", id=profile_id)
+        )
 
-    def profiles(self, **where: Any) -> list[Row]:
-        return self._all(PROFILES, **where)
+    def profiles(self, **where: Any) -> list[Profile]:
+        return [Profile.from_row(r) for r in self._all(PROFILES, **where)]
 
     def update_profile(self, profile_id: int, values: Row) -> None:
         self._update(PROFILES, "profile", profile_id, values)
@@ -152,21 +118,23 @@ class Catalog:
     def remove_profile(self, profile_id: int) -> None:
         self._delete(PROFILES, "the profile", profile_id)
 
-    def profile_config(self, name: str) -> tuple[ProfileConfig, RepoConfig, Row, Row]:
-        prow = self.profile(name)
-        rrow = self.repository_by_id(prow["repository_id"])
-        return profile_config(prow, rrow["name"]), repo_config(rrow), prow, rrow
+    def profile_config(self, name: str) -> tuple[ProfileConfig, RepoConfig, Profile, Repository]:
+        profile = self.profile(name)
+        repo = self.repository_by_id(profile.repository_id)
+        return profile.config(repo.name), repo.config(), profile, repo
 
     # -- schedules ------------------------------------------------------------
 
     def add_schedule(self, values: Row) -> int:
         return self._insert(SCHEDULES, "that schedule", values)
 
-    def schedule(self, schedule_id: int) -> Row:
-        return self._one(SCHEDULES, f"no schedule with id {schedule_id}", id=schedule_id)
+    def schedule(self, schedule_id: int) -> Schedule:
+        return Schedule.from_row(
+            self._one(SCHEDULES, f"no schedule with id {schedule_id}", id=schedule_id)
+        )
 
-    def schedules(self, **where: Any) -> list[Row]:
-        return self._all(SCHEDULES, **where)
+    def schedules(self, **where: Any) -> list[Schedule]:
+        return [Schedule.from_row(r) for r in self._all(SCHEDULES, **where)]
 
     def update_schedule(self, schedule_id: int, values: Row) -> None:
         self._update(SCHEDULES, "schedule", schedule_id, values)

@@ -20,6 +20,8 @@ import anyio
 import anyio.from_thread
 import structlog
 
+from borgd import errors
+
 log = structlog.get_logger(__name__)
 
 OK = "ok"
@@ -27,12 +29,18 @@ FIRST_PROBE_S = 0.5
 MAX_PROBE_S = 10.0
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(errors.Unavailable):
     """The store cannot be used now (locked elsewhere, disk full, I/O error)."""
 
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+    def public_message(self) -> str:
+        return (
+            f"borgd's store cannot be used now ({self.cause}); "
+            "try again later (the StoreHealth property says when it is back)"
+        )
 
 
 class StoreUnusable(StoreUnavailable):

@@ -26,24 +26,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from borgd import errors
 from borgd.core.exit_codes import INCOMPLETE_BACKUP_EXITS
 from borgd.core.jobs import LIVE, JobStatus, JobType, check_transition, sources_for
+from borgd.core.records import Job
 from borgd.store import models
 
 JOBS: Table = models.JOBS
-
-JobRow = dict[str, Any]
 
 # Columns a caller may set alongside a transition or a progress update.
 WRITABLE = frozenset(c.name for c in JOBS.columns) - {"id", "status"}
 
 
-class StaleState(Exception):
+class StaleState(errors.InvalidState):
     """The job is not in a state that allows the change (lost a race, or wrong state)."""
 
 
-class NoSuchJob(LookupError):
-    pass
+class NoSuchJob(errors.NotFound):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class JobFilter:
     offset: int = 0
 
 
-def _row(mapping: Any) -> JobRow:
-    return dict(mapping)
+def _row(mapping: Any) -> Job:
+    return Job.from_row(mapping)
 
 
 class JobStore:
@@ -68,7 +70,7 @@ class JobStore:
 
     # -- creation ---------------------------------------------------------
 
-    def create(self, **fields: Any) -> JobRow:
+    def create(self, **fields: Any) -> Job:
         unknown = set(fields) - WRITABLE - {"status"}
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -81,7 +83,7 @@ class JobStore:
         except IntegrityError as exc:
             raise StaleState(f"cannot create the job: {exc.orig}") from exc
 
-    def queue(self, *, now: int, **fields: Any) -> JobRow:
+    def queue(self, *, now: int, **fields: Any) -> Job:
         """A new `queued` job (a manual run, a requeue, a recovery, a chained task)."""
         return self.create(status=JobStatus.QUEUED.value, created_at=now, queued_at=now, **fields)
 
@@ -94,7 +96,7 @@ class JobStore:
         *,
         expect: Iterable[JobStatus] | None = None,
         **fields: Any,
-    ) -> JobRow:
+    ) -> Job:
         """Move a job to `dst` if its current status allows it; returns the new row."""
         allowed = sources_for(dst)
         if expect is not None:
@@ -131,20 +133,20 @@ class JobStore:
 
     # -- queries --------------------------------------------------------------
 
-    def get(self, job_id: int) -> JobRow:
+    def get(self, job_id: int) -> Job:
         with self._engine.connect() as conn:
             row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().one_or_none()
         if row is None:
             raise NoSuchJob(job_id)
         return _row(row)
 
-    def find(self, job_id: int) -> JobRow | None:
+    def find(self, job_id: int) -> Job | None:
         try:
             return self.get(job_id)
         except NoSuchJob:
             return None
 
-    def with_status(self, *statuses: JobStatus) -> list[JobRow]:
+    def with_status(self, *statuses: JobStatus) -> list[Job]:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(JOBS)
@@ -153,10 +155,10 @@ class JobStore:
             ).mappings()
             return [_row(r) for r in rows]
 
-    def live(self) -> list[JobRow]:
+    def live(self) -> list[Job]:
         return self.with_status(*LIVE)
 
-    def queued_in_lane_order(self) -> list[JobRow]:
+    def queued_in_lane_order(self) -> list[Job]:
         """Queued jobs in the order lanes take them: chain jobs first, then by id."""
         with self._engine.connect() as conn:
             rows = conn.execute(
@@ -166,7 +168,7 @@ class JobStore:
             ).mappings()
             return [_row(r) for r in rows]
 
-    def query(self, flt: JobFilter) -> list[JobRow]:
+    def query(self, flt: JobFilter) -> list[Job]:
         """Scheduled, active and finished jobs in one list, newest first."""
         conds: list[ColumnElement[bool]] = []
         for column, values in (
@@ -189,7 +191,7 @@ class JobStore:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(stmt).mappings()]
 
-    def last_success(self, profile: str) -> JobRow | None:
+    def last_success(self, profile: str) -> Job | None:
         """The profile's newest successful backup (`exit_codes.counts_as_success`)."""
         ok = or_(
             JOBS.c.status == JobStatus.SUCCEEDED.value,
@@ -264,7 +266,7 @@ class JobStore:
                 )
             ]
 
-    def delete_finished(self, ids: Sequence[int]) -> list[JobRow]:
+    def delete_finished(self, ids: Sequence[int]) -> list[Job]:
         """Delete these jobs if they are still finished; returns the deleted rows (the
         caller removes their log files).  A short write: callers pass small batches."""
         finished = [s.value for s in JobStatus if s not in LIVE]
@@ -272,10 +274,10 @@ class JobStore:
         with self._engine.begin() as conn:
             rows = [_row(r) for r in conn.execute(select(JOBS).where(where)).mappings()]
             if rows:
-                conn.execute(delete(JOBS).where(JOBS.c.id.in_([r["id"] for r in rows])))
+                conn.execute(delete(JOBS).where(JOBS.c.id.in_([r.id for r in rows])))
             return rows
 
-    def expire(self, *, older_than: int, keep_per_profile: int) -> list[JobRow]:
+    def expire(self, *, older_than: int, keep_per_profile: int) -> list[Job]:
         """Delete finished jobs older than `older_than` or beyond the newest N per profile."""
         ids = self.expired_ids(older_than=older_than, keep_per_profile=keep_per_profile)
         return self.delete_finished(ids) if ids else []
@@ -315,7 +317,7 @@ class IntentStore:
         fields: dict[str, Any] | None = None,
         audit: list[dict[str, Any]] = (),  # type: ignore[assignment]
         next_intent: dict[str, Any] | None = None,
-    ) -> tuple[JobRow | None, list[JobRow]]:
+    ) -> tuple[Job | None, list[Job]]:
         """Returns the settled intent (if any) and every row created, in order."""
         created_ids: list[int] = []
         try:

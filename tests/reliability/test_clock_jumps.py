@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -37,6 +36,7 @@ import pytest
 from borgd.app.schedules import Schedules
 from borgd.clock import from_datetime
 from borgd.core.jobs import JobStatus
+from borgd.core.records import Job
 from borgd.events import Events
 from borgd.scheduling.conditions import Conditions
 from borgd.scheduling.paths import PathProbe
@@ -125,9 +125,9 @@ class World:
     def finish_queued(self) -> None:
         for job in self.store.jobs.with_status(JobStatus.QUEUED):
             now = self.clock()
-            self.store.jobs.transition(job["id"], JobStatus.RUNNING, started_at=now)
-            row = self.store.jobs.transition(job["id"], JobStatus.SUCCEEDED, finished_at=now)
-            self.events.job_changed(job["id"], {"status": "succeeded"}, row)
+            self.store.jobs.transition(job.id, JobStatus.RUNNING, started_at=now)
+            row = self.store.jobs.transition(job.id, JobStatus.SUCCEEDED, finished_at=now)
+            self.events.job_changed(job.id, {"status": "succeeded"}, row)
 
     async def advance_to(self, target: int) -> None:
         """Let time pass up to ``target``, stopping at every deadline armed on the way."""
@@ -149,15 +149,17 @@ class World:
         self.finish_queued()
         await settle()
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[Job]:
         with self.store.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(JOBS.select().order_by(JOBS.c.id)).mappings()]
+            return [
+                Job.from_row(r) for r in conn.execute(JOBS.select().order_by(JOBS.c.id)).mappings()
+            ]
 
     def runs(self) -> list[tuple[str, int]]:
         return [
-            (j["trigger"], int((j["options"] or {}).get("occurrence") or j["scheduled_for"]))
+            (j.trigger, int(j.options.get("occurrence") or j.scheduled_for))
             for j in self.jobs()
-            if j["status"] == "succeeded"
+            if j.status == "succeeded"
         ]
 
 
@@ -246,8 +248,8 @@ async def test_clock_jump(name: str, tmp_path: Path) -> None:
         assert len(world.runs()) == 1, world.runs()
 
         await world.jump(case.before + case.jump)
-        intents = [j for j in world.jobs() if j["status"] == "scheduled"]
-        assert [j["scheduled_for"] for j in intents] == [case.next_run]
+        intents = [j for j in world.jobs() if j.status == "scheduled"]
+        assert [j.scheduled_for for j in intents] == [case.next_run]
         assert world.scheduler.next_run == case.next_run
 
         await world.advance_to(case.horizon)
@@ -255,10 +257,10 @@ async def test_clock_jump(name: str, tmp_path: Path) -> None:
         twice = [occ for occ, n in Counter(o for _, o in runs).items() if n > 1]
         assert twice == [], f"occurrences run twice: {twice}"
         assert runs == list(case.runs)
-        coalesced = [j for j in world.jobs() if j["skip_reason"] == "coalesced"]
-        assert [j["options"]["coalesced"] for j in coalesced] == (
+        coalesced = [j for j in world.jobs() if j.skip_reason == "coalesced"]
+        assert [j.options["coalesced"] for j in coalesced] == (
             [case.coalesced] if case.coalesced else []
         )
-        others = [j for j in world.jobs() if j["status"] not in ("succeeded", "scheduled")]
+        others = [j for j in world.jobs() if j.status not in ("succeeded", "scheduled")]
         assert others == coalesced, others
-        assert len([j for j in world.jobs() if j["status"] == "scheduled"]) == 1
+        assert len([j for j in world.jobs() if j.status == "scheduled"]) == 1

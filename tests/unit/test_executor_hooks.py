@@ -103,7 +103,7 @@ def queue(store: Store, repo_id: int) -> int:
             created_at=now,
             queued_at=now,
             options={},
-        )["id"]
+        ).id
     )
 
 
@@ -126,9 +126,9 @@ async def test_pre_command_timeout_fails_without_borg(store, tmp_path):
     job_id = queue(store, repo_id)
     async with anyio.create_task_group() as tg:
         await tg.start(ex.run)
-        done = await wait_for(lambda: (j := store.jobs.get(job_id))["status"] == "failed" and j)
+        done = await wait_for(lambda: (j := store.jobs.get(job_id)).status == "failed" and j)
         tg.cancel_scope.cancel()
-    assert done["message"] == "pre_command timed out after 0.5 s and was stopped; borg did not run"
+    assert done.message == "pre_command timed out after 0.5 s and was stopped; borg did not run"
     assert (tmp_path / "post").read_text() == "failed"
     log = (tmp_path / "logs" / f"{job_id}.log").read_text()
     assert log.splitlines() == [
@@ -136,7 +136,7 @@ async def test_pre_command_timeout_fails_without_borg(store, tmp_path):
         "borgd: pre_command timed out after 0.5 s and was stopped",
         "borgd: pre_command exited -15",
         "borgd: running post_command",
-        f"borgd: failed: {done['message']}",
+        f"borgd: failed: {done.message}",
     ]  # no borg command line: borg never ran
 
 
@@ -158,10 +158,10 @@ async def test_cancel_during_pre_command_stops_the_hook(store, tmp_path):
         assert ex.cancel_running(job_id)
         with anyio.fail_after(3):  # SIGTERM to the shell, not the 30 s sleep nor a timeout
             done = await wait_for(
-                lambda: (j := store.jobs.get(job_id))["status"] == "cancelled" and j
+                lambda: (j := store.jobs.get(job_id)).status == "cancelled" and j
             )
         tg.cancel_scope.cancel()
-    assert done["message"] == (
+    assert done.message == (
         "cancelled by request during the pre_command (sent SIGTERM; the pre_command "
         "exited -15); borg did not run"
     )
@@ -185,10 +185,10 @@ async def test_the_hook_sees_job_facts_and_no_secrets(store, tmp_path):
     async with anyio.create_task_group() as tg:
         await tg.start(ex.run)
         done = await wait_for(
-            lambda: (j := store.jobs.get(job_id))["status"] == "skipped" and j, timeout=5
+            lambda: (j := store.jobs.get(job_id)).status == "skipped" and j, timeout=5
         )
         tg.cancel_scope.cancel()
-    assert (done["skip_reason"], done["exit_code"]) == ("precondition", 75)
+    assert (done.skip_reason, done.exit_code) == ("precondition", 75)
     env = dict(
         line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if "=" in line
     )
@@ -222,14 +222,14 @@ async def test_a_locked_keyring_is_a_clear_failure(store, tmp_path):
     job_id = queue(store, repo_id)
     async with anyio.create_task_group() as tg:
         await tg.start(ex.run)
-        done = await wait_for(lambda: (j := store.jobs.get(job_id))["status"] == "failed" and j)
+        done = await wait_for(lambda: (j := store.jobs.get(job_id)).status == "failed" and j)
         tg.cancel_scope.cancel()
-    assert done["message"].startswith(
+    assert done.message.startswith(
         "the passphrase is unavailable: the keyring holding the passphrase of repository "
         "'sealed' is locked; unlock it"
-    ), done["message"]
+    ), done.message
     log = (tmp_path / "logs" / f"{job_id}.log").read_text().splitlines()
-    assert log == [f"borgd: failed: {done['message']}"]  # borg never ran
+    assert log == [f"borgd: failed: {done.message}"]  # borg never ran
 
 
 async def test_an_outcome_the_store_refuses_is_stored_once_it_can(store, tmp_path, monkeypatch):
@@ -251,10 +251,10 @@ async def test_an_outcome_the_store_refuses_is_stored_once_it_can(store, tmp_pat
     async with anyio.create_task_group() as tg:
         tg.start_soon(store.watch_health)  # probes the store until it takes writes again
         await tg.start(ex.run)
-        done = await wait_for(lambda: (j := store.jobs.get(job_id))["status"] == "skipped" and j)
+        done = await wait_for(lambda: (j := store.jobs.get(job_id)).status == "skipped" and j)
         tg.cancel_scope.cancel()
     assert len(refusals) == 2  # the job did not stay "running": the third attempt went in
-    assert done["message"] == (
+    assert done.message == (
         "pre_command exited 75: not now "
         "(its outcome could not be stored at first: database or disk is full)"
     )

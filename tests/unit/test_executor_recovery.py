@@ -53,7 +53,7 @@ def running(store: Store, repo: int, trigger: str, pid: int, start: int, **extra
         options={},
         **extra,
     )
-    return int(row["id"])
+    return int(row.id)
 
 
 def test_recovery(store, sleepers):
@@ -71,7 +71,7 @@ def test_recovery(store, sleepers):
         created_at=NOW,
         queued_at=NOW,
         options={},
-    )["id"]
+    ).id
     reused = running(store, 2, "catch-up", stranger.pid, process_start_time(stranger.pid) + 1)
     manual = running(store, 3, "manual", 0, 0)
     check = running(store, 4, "schedule", 0, 0, type="check")
@@ -83,15 +83,15 @@ def test_recovery(store, sleepers):
     assert stranger.poll() is None  # same pid, other start time: not ours, left alone
     for job_id in (scheduled, reused, manual, check, again):
         row = store.jobs.get(job_id)
-        assert row["status"] == "interrupted", row
-        assert "borgd restarted" in row["message"]
-        assert row["finished_at"] == NOW + 1
+        assert row.status == "interrupted", row
+        assert "borgd restarted" in row.message
+        assert row.finished_at == NOW + 1
     # A scheduled or catch-up backup runs again, once; manual, check and recovery runs do not.
-    assert sorted((j["requeued_from"], j["trigger"], j["status"]) for j in requeued) == [
+    assert sorted((j.requeued_from, j.trigger, j.status) for j in requeued) == [
         (scheduled, "recovery", "queued"),
         (reused, "recovery", "queued"),
     ]
-    assert all(j["schedule_id"] == 7 for j in requeued)
+    assert all(j.schedule_id == 7 for j in requeued)
     pruned = store.jobs.get(chain)
-    assert (pruned["status"], pruned["skip_reason"]) == ("skipped", "parent-failed")
+    assert (pruned.status, pruned.skip_reason) == ("skipped", "parent-failed")
     assert anyio.run(recover, store, Events(), lambda: NOW + 2) == []

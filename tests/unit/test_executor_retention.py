@@ -35,11 +35,11 @@ def job(store: Store, logs: Path, *, profile: str, status: str, age_days: float)
         finished_at=when if finished else 0,
         options={},
     )
-    path = joblog.log_path(logs, row["id"])
+    path = joblog.log_path(logs, row.id)
     path.parent.mkdir(exist_ok=True)
-    path.write_text(f"log of {row['id']}\n")
-    store.jobs.update_fields(row["id"], log_path=str(path))
-    return int(row["id"])
+    path.write_text(f"log of {row.id}\n")
+    store.jobs.update_fields(row.id, log_path=str(path))
+    return int(row.id)
 
 
 def test_old_and_surplus_jobs_go_with_their_logs(store, tmp_path):
@@ -55,7 +55,7 @@ def test_old_and_surplus_jobs_go_with_their_logs(store, tmp_path):
 
     gone = expire_jobs(store, logs, NOW, Retention(keep_days=180, keep_jobs=3))
 
-    assert sorted(r["id"] for r in gone) == sorted([old, web[0], init])
+    assert sorted(r.id for r in gone) == sorted([old, web[0], init])
     for job_id in (old, web[0], init):
         assert store.jobs.find(job_id) is None
         assert not joblog.log_path(logs, job_id).exists()

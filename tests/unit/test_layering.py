@@ -97,3 +97,34 @@ def test_use_cases_live_in_the_app_layer():
         assert not any(n.startswith(("borgd.scheduling", "borgd.execution")) for n in names), path
     use_cases = ("add_schedule", "update_schedule", "remove_schedule", "pause", "upcoming")
     assert not [name for name in use_cases if hasattr(Scheduler, name)]
+
+
+def test_rows_leave_the_store_typed_and_its_errors_are_the_clients():
+    """The D-Bus adapter needs no store import: every error the store or the job state
+    machine raises is one of `borgd.errors`, and every row the store hands out is a
+    typed record whose fields are exactly the table's columns."""
+    import dataclasses
+    import inspect
+
+    from borgd import errors
+    from borgd.core import jobs, records
+    from borgd.store import catalog, health, models
+    from borgd.store import jobs as job_store
+
+    for path in (ROOT / "borgd" / "dbus").rglob("*.py"):
+        assert not any(n.startswith("borgd.store") for n in imported(path)), path
+    raised = [
+        cls
+        for module in (catalog, health, job_store, jobs)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Exception) and cls.__module__ == module.__name__
+    ]
+    assert raised, "no error classes found"
+    assert all(issubclass(cls, errors.BorgdError) for cls in raised), raised
+    for record, table in (
+        (records.Job, models.JOBS),
+        (records.Profile, models.PROFILES),
+        (records.Repository, models.REPOSITORIES),
+        (records.Schedule, models.SCHEDULES),
+    ):
+        assert [f.name for f in dataclasses.fields(record)] == [c.name for c in table.columns]

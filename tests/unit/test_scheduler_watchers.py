@@ -98,11 +98,11 @@ class World:
 
     def finish(self, status: str, message: str = "") -> dict[str, Any]:
         row = self.job("queued")
-        self.store.jobs.transition(row["id"], JobStatus.RUNNING, started_at=self.clock())
+        self.store.jobs.transition(row.id, JobStatus.RUNNING, started_at=self.clock())
         done = self.store.jobs.transition(
-            row["id"], JobStatus(status), finished_at=self.clock(), message=message
+            row.id, JobStatus(status), finished_at=self.clock(), message=message
         )
-        self.events.job_changed(row["id"], {"status": status}, done)
+        self.events.job_changed(row.id, {"status": status}, done)
         return done
 
 
@@ -160,9 +160,9 @@ async def test_overdue_flips_once_at_its_instant_and_clears_on_success(tmp_path:
         assert flips == [("home", True), ("home", False)]
         assert w.rec.profiles[-1] == (
             "home",
-            {"overdue": False, "last_success": done["finished_at"]},
+            {"overdue": False, "last_success": done.finished_at},
         )
-        assert timer.armed == [done["finished_at"] + 2 * DAY + 1]
+        assert timer.armed == [done.finished_at + 2 * DAY + 1]
         tg.cancel_scope.cancel()
 
 
@@ -202,8 +202,8 @@ async def test_blocked_backup_notifies_once_after_the_threshold(tmp_path: Path) 
     async with anyio.create_task_group() as tg:
         tg.start_soon(alerts.run)
         intent = w.job("scheduled", scheduled_for=at(10), schedule_id=1)
-        w.store.jobs.update_fields(intent["id"], blocked_by="on-battery")
-        w.events.job_changed(intent["id"], {"blocked_by": "on-battery"}, intent)
+        w.store.jobs.update_fields(intent.id, blocked_by="on-battery")
+        w.events.job_changed(intent.id, {"blocked_by": "on-battery"}, intent)
         await settle()
         assert timer.armed == [at(10, 30)]
         w.clock.advance_to(at(10, 29))
@@ -217,16 +217,16 @@ async def test_blocked_backup_notifies_once_after_the_threshold(tmp_path: Path) 
         assert "on battery" in notifier.sent[0][2]
         assert timer.armed == []
         # Overtaken: a new held-back intent of the same profile is the same episode.
-        w.store.jobs.transition(intent["id"], JobStatus.SKIPPED, skip_reason="on-battery")
+        w.store.jobs.transition(intent.id, JobStatus.SKIPPED, skip_reason="on-battery")
         nxt = w.job("scheduled", scheduled_for=at(11), schedule_id=1, blocked_by="on-battery")
-        w.events.job_changed(intent["id"], {"status": "skipped"}, intent)
+        w.events.job_changed(intent.id, {"status": "skipped"}, intent)
         w.events.job_added(nxt)
         w.clock.advance_to(at(12))
         await settle()
         assert len(notifier.sent) == 1
         # It runs: the episode ends, and a later one notifies again.
-        w.store.jobs.transition(nxt["id"], JobStatus.QUEUED, blocked_by="")
-        w.events.job_changed(nxt["id"], {"status": "queued", "blocked_by": ""}, nxt)
+        w.store.jobs.transition(nxt.id, JobStatus.QUEUED, blocked_by="")
+        w.events.job_changed(nxt.id, {"status": "queued", "blocked_by": ""}, nxt)
         await settle()
         assert "blocked:home" not in notifier.episodes
         tg.cancel_scope.cancel()

@@ -124,13 +124,13 @@ def new_job(store: Store, **fields):
 
 def test_transition_is_compare_and_set(store):
     job = new_job(store)
-    store.jobs.transition(job["id"], JobStatus.RUNNING, started_at=5)
+    store.jobs.transition(job.id, JobStatus.RUNNING, started_at=5)
     with pytest.raises(IllegalTransition):
-        store.jobs.transition(job["id"], JobStatus.QUEUED)
-    done = store.jobs.transition(job["id"], JobStatus.SUCCEEDED, finished_at=9)
-    assert done["status"] == "succeeded" and done["finished_at"] == 9
+        store.jobs.transition(job.id, JobStatus.QUEUED)
+    done = store.jobs.transition(job.id, JobStatus.SUCCEEDED, finished_at=9)
+    assert done.status == "succeeded" and done.finished_at == 9
     with pytest.raises(IllegalTransition):
-        store.jobs.transition(job["id"], JobStatus.CANCELLED)
+        store.jobs.transition(job.id, JobStatus.CANCELLED)
 
 
 def test_only_one_of_two_racing_transitions_wins(store):
@@ -140,7 +140,7 @@ def test_only_one_of_two_racing_transitions_wins(store):
     def attempt(dst):
         while True:
             try:
-                store.jobs.transition(job["id"], dst, expect=[JobStatus.QUEUED])
+                store.jobs.transition(job.id, dst, expect=[JobStatus.QUEUED])
                 results.append(dst)
             except (StaleState, IllegalTransition):
                 results.append(None)
@@ -162,20 +162,20 @@ def test_only_one_of_two_racing_transitions_wins(store):
 def test_database_refuses_two_running_jobs_on_one_repository(store):
     a, b = new_job(store), new_job(store)
     other_repo = new_job(store, repository_id=2)
-    store.jobs.transition(a["id"], JobStatus.RUNNING)
+    store.jobs.transition(a.id, JobStatus.RUNNING)
     with pytest.raises(StaleState):
-        store.jobs.transition(b["id"], JobStatus.RUNNING)
-    assert store.jobs.get(b["id"])["status"] == "queued"
-    store.jobs.transition(other_repo["id"], JobStatus.RUNNING)
+        store.jobs.transition(b.id, JobStatus.RUNNING)
+    assert store.jobs.get(b.id).status == "queued"
+    store.jobs.transition(other_repo.id, JobStatus.RUNNING)
 
 
 def test_an_intent_settles_only_along_the_state_machine(store):
     intent = new_job(store, status="scheduled", schedule_id=7, scheduled_for=10)
     with pytest.raises(IllegalTransition):
         IntentStore(store.engine, SCHEDULES).settle(
-            schedule_id=7, anchor=None, intent_id=intent["id"], dst=JobStatus.RUNNING
+            schedule_id=7, anchor=None, intent_id=intent.id, dst=JobStatus.RUNNING
         )
-    assert store.jobs.get(intent["id"])["status"] == "scheduled"
+    assert store.jobs.get(intent.id).status == "scheduled"
 
 
 def test_database_refuses_two_intents_for_one_schedule(store):
@@ -197,10 +197,10 @@ def test_query_filters_combine_newest_first(store):
     rows = store.jobs.query(
         JobFilter(profiles=("a",), types=("backup",), statuses=("queued", "skipped"))
     )
-    assert [r["created_at"] for r in rows] == [103, 101]
+    assert [r.created_at for r in rows] == [103, 101]
     page = store.jobs.query(JobFilter(limit=2, offset=1))
-    assert [r["created_at"] for r in page] == [104, 103]
-    assert [r["created_at"] for r in store.jobs.query(JobFilter(since=104))] == [105, 104]
+    assert [r.created_at for r in page] == [104, 103]
+    assert [r.created_at for r in store.jobs.query(JobFilter(since=104))] == [105, 104]
 
 
 def test_expire_keeps_the_newest_per_profile_and_live_jobs(store):
@@ -210,8 +210,8 @@ def test_expire_keeps_the_newest_per_profile_and_live_jobs(store):
     gone = store.jobs.expire(older_than=0, keep_per_profile=2)
     assert len(gone) == 3
     left = store.jobs.query(JobFilter())
-    assert live["id"] in {r["id"] for r in left}
-    assert sorted(r["finished_at"] for r in left if r["status"] == "succeeded") == [1003, 1004]
+    assert live.id in {r.id for r in left}
+    assert sorted(r.finished_at for r in left if r.status == "succeeded") == [1003, 1004]
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_jobs(tmp_path):
@@ -231,7 +231,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_jobs(tmp_path):
         )
     store = Store.open(path)
     try:
-        assert store.jobs.get(1)["nfiles"] == 3
+        assert store.jobs.get(1).nfiles == 3
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
     finally:
@@ -265,8 +265,8 @@ def test_a_removed_schedule_id_goes_to_no_new_schedule(store):
     again = add_schedule(store, profile)
     assert again not in (first, newest)
     old = store.jobs.query(JobFilter())[0]
-    assert old["schedule_id"] == newest  # the old job names no live schedule
-    assert [s["id"] for s in store.catalog.schedules()] == [first, again]
+    assert old.schedule_id == newest  # the old job names no live schedule
+    assert [s.id for s in store.catalog.schedules()] == [first, again]
 
 
 def test_removed_repository_and_profile_ids_are_not_reused(store):
@@ -281,11 +281,11 @@ def test_removed_repository_and_profile_ids_are_not_reused(store):
 def test_a_job_id_removed_by_retention_is_not_reused(store):
     jobs = [new_job(store, status="succeeded", finished_at=10 + i) for i in range(3)]
     gone = store.jobs.expire(older_than=0, keep_per_profile=2)  # drops the oldest only
-    assert [j["id"] for j in gone] == [jobs[0]["id"]]
+    assert [j.id for j in gone] == [jobs[0].id]
     gone = store.jobs.expire(older_than=100, keep_per_profile=100)  # now the newest too
-    assert jobs[-1]["id"] in {j["id"] for j in gone}
+    assert jobs[-1].id in {j.id for j in gone}
     assert store.jobs.count() == 0
-    assert new_job(store)["id"] > jobs[-1]["id"]
+    assert new_job(store).id > jobs[-1].id
 
 
 def version_2_store(path) -> None:
@@ -375,15 +375,15 @@ def test_a_version_2_store_is_rebuilt_keeping_rows_indexes_and_keys(tmp_path):
         with pytest.raises(Conflict):  # profile p1 uses repository 1
             store.catalog.remove_repository(1)
         store.catalog.remove_profile(2)  # cascades to schedule 2
-        assert [s["id"] for s in store.catalog.schedules()] == [1]
+        assert [s.id for s in store.catalog.schedules()] == [1]
         assert store.catalog.setting("paused_until") == "77"
 
         # No id comes back: not the removed schedule 3 that job 3 names, nor a removed top id.
         assert add_schedule(store, 1) == 4
         store.catalog.remove_schedule(4)
         assert add_schedule(store, 1) == 5
-        assert store.jobs.get(3)["schedule_id"] == 3
-        assert new_job(store)["id"] == 8
+        assert store.jobs.get(3).schedule_id == 3
+        assert new_job(store).id == 8
     finally:
         store.close()
 
