@@ -422,3 +422,26 @@ def test_a_state_folder_deleted_whole_leaves_the_store_unavailable_not_empty(tmp
     with pytest.raises(StoreUnavailable):
         store.probe()
     assert os.listdir(state) == []
+
+
+def test_rows_come_back_as_typed_records(store):
+    """A job read back has enum fields (a misspelt status cannot compare equal by
+    accident), "no skip reason" is None, and a record changed in memory is converted
+    as the store would (what the events carry)."""
+    from borgd.core.jobs import JobType, SkipReason, Trigger
+
+    job = store.jobs.get(new_job(store).id)
+    assert job.status is JobStatus.QUEUED and job.type is JobType.BACKUP
+    assert job.trigger is Trigger.MANUAL and job.skip_reason is None
+    skipped = store.jobs.transition(
+        job.id, JobStatus.SKIPPED, skip_reason="on-battery", finished_at=3
+    )
+    assert skipped.skip_reason is SkipReason.ON_BATTERY
+    assert skipped.as_dict()["skip_reason"] == "on-battery"
+    moved = job.but(status="running", trigger="chain")
+    assert moved.status is JobStatus.RUNNING and moved.trigger is Trigger.CHAIN
+    assert job.status is JobStatus.QUEUED  # records are immutable
+    with pytest.raises(ValueError):
+        job.but(status="finished")  # no such status
+    with pytest.raises(TypeError):
+        job.but(colour="red")  # no such field
