@@ -164,6 +164,16 @@ def test_sleep_cycles_catch_up_each_missed_schedule_once(
                 20,
                 f"cycle {i}: an on-time run after the wake-up",
             )
+        # Hold the schedule and let the lane settle before the snapshot: with an
+        # occurrence every second a run is nearly always in progress, and a snapshot
+        # taken during it would show it `running` (later `interrupted` by the stop).
+        busctl("Pause", "t", 0)
+        wait_until(
+            lambda: not all_jobs(busctl, status=["queued", "running"]),
+            30,
+            "the lane to be idle after the pause",
+            interval=0.05,
+        )
         jobs = [j for j in all_jobs(busctl) if j["schedule_id"] == schedule]
         assert intents_per_schedule(busctl) == {schedule: 1}
         assert daemon.stop() == 0, daemon.log()
