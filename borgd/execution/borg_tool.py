@@ -9,6 +9,10 @@ user services its own PATH, without it, and that is where users (the README,
 pipx) put borg beside borgd and borgctl.  The
 look-up and the version question run in a worker thread with a time limit, so
 a PATH entry on a hung mount never stalls the event loop.
+
+A job runs the file it identified (the link resolved), not the name: an
+upgrade that swaps the link between the look-up and the start of borg would
+otherwise run the new borg with the old one's version, never asked.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ FIND_TIMEOUT_S = 30.0  # `borg --version` takes ~0.3 s; a hung PATH entry gets t
 
 @dataclass(frozen=True)
 class BorgTool:
-    path: str
+    path: str  # the file that was identified and asked its version: what jobs execute
     version: tuple[int, int, int]
 
 
@@ -40,7 +44,7 @@ class BorgNotFound(Exception):
 
 @dataclass(frozen=True)
 class _Identity:
-    path: str  # as found (a link in ~/.local/bin stays a link)
+    path: str  # the file behind the name found on PATH, links resolved
     inode: int
     size: int
     mtime_ns: int
@@ -62,11 +66,12 @@ class BorgLocator:
         found = shutil.which(self.candidate, path=self._where())
         if found is None:
             return None
+        resolved = os.path.realpath(found)  # resolved once: what is stat'ed is what runs
         try:
-            st = os.stat(found)  # follows links: an upgrade behind a link is noticed
+            st = os.stat(resolved)
         except OSError:
             return None
-        return _Identity(found, st.st_ino, st.st_size, st.st_mtime_ns)
+        return _Identity(resolved, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _find(self) -> BorgTool:
         identity = self._identify()
@@ -87,7 +92,9 @@ class BorgLocator:
         if version is None:
             raise BorgNotFound(f"{identity.path} does not run: '{identity.path} --version' failed")
         tool = BorgTool(identity.path, version)
-        log.info("borg.found", path=tool.path, version=".".join(map(str, version)))
+        log.info(
+            "borg.found", name=self.candidate, path=tool.path, version=".".join(map(str, version))
+        )
         self._known = (identity, tool)
         return tool
 

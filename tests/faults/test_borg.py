@@ -57,9 +57,9 @@ def test_borg_missing_then_installed_is_used_without_a_restart(
     assert done["status"] == "succeeded", done
 
     # Upgraded (another binary behind the name): its version is asked again, and it runs.
-    # A scheduled job that starts at the very moment of the swap may fail (the kernel
-    # runs the old script's interpreter, which then reads the new file); it must never
-    # claim an archive it did not make, which `sound` checks below.
+    # A scheduled job that looked borg up just before the swap runs the file it asked
+    # (the old borg), so the wrapper's first call is always its `--version` probe; no
+    # job may claim an archive it did not make, which `sound` checks below.
     calls = tmp_path / "wrapper-calls"
     wrapper = bin_dir / "borg-wrapper"
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {borg_binary()} "$@"\n')

@@ -9,6 +9,8 @@ in a second, without one.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import anyio
@@ -38,7 +40,7 @@ def service_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_borg_in_local_bin_is_found_with_a_service_path(service_env: Path) -> None:
     found = find_borg()
-    assert found.path == str(service_env / "borg")
+    assert found.path == os.path.realpath(service_env / "borg")
     assert found.version >= (1, 2, 0)
 
 
@@ -49,7 +51,7 @@ def test_path_and_explicit_choices_come_first(
     on_path.mkdir()
     (on_path / "borg").symlink_to(borg_binary())
     monkeypatch.setenv("PATH", f"{on_path}:{SERVICE_PATH}")
-    assert find_borg().path == str(on_path / "borg")
+    assert find_borg().path == os.path.realpath(on_path / "borg")
     # A named borg that does not exist is reported as such, never swapped for another.
     with pytest.raises(BorgNotFound, match=r"'borg-1\.4' is not an executable file"):
         find_borg("borg-1.4")
@@ -74,10 +76,15 @@ def test_borg_installed_or_upgraded_later_is_used_without_a_restart(
         anyio.run(find)
     (later / "borg").symlink_to(borg_binary())  # installed
     first = anyio.run(find)
-    assert first.path == str(later / "borg") and first.version >= (1, 2, 0)
+    assert first.path == os.path.realpath(borg_binary()) and first.version >= (1, 2, 0)
     fake = later / "borg-9"  # "upgraded": another binary behind the same name
     fake.write_text("#!/bin/sh\necho borg 9.8.7\n")
     fake.chmod(0o755)
     (later / "borg").unlink()
     (later / "borg").symlink_to(fake)
-    assert anyio.run(find).version == (9, 8, 7)
+    # A job that found borg just before the swap runs the borg it asked, not the new one
+    # with the old one's version (a fresh-clone run once caught a job doing that).
+    ran = subprocess.run([first.path, "--version"], capture_output=True, text=True, check=True)
+    assert ran.stdout.split()[1] == ".".join(map(str, first.version)), ran.stdout
+    upgraded = anyio.run(find)
+    assert upgraded.version == (9, 8, 7) and upgraded.path == str(fake)
