@@ -13,7 +13,11 @@ seconds of settling the daemon is left alone for 5 minutes (``--quick``:
 * CPU: utime + stime of the whole process (/proc/PID/stat) / SC_CLK_TCK;
 * RSS: VmRSS at the end, beside the floor set by borgd's libraries: the peak
   RSS of ``python -c 'import sqlalchemy, dbus_fast.aio, anyio, structlog,
-  sdnotify'`` (median of 3 fresh processes, measured in the same run).
+  sdnotify'`` (median of 3 fresh processes, measured in the same run); and
+  beside the skeleton (``idle_skeleton.py``: those imports, a SQLite store
+  open, a name on the session bus, a worker thread, and nothing of borgd's),
+  which shows how much of the floor's 1.1× the libraries take before any of
+  borgd's code runs.
 
 borgd runs as a user runs it: installed non-editable into a temporary venv
 (pip compiles its bytecode) from this checkout or ``--source DIR``, started
@@ -35,6 +39,8 @@ from __future__ import annotations
 import os
 import select
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -124,6 +130,25 @@ class ExternalEvents:
         os.close(self._stop_w)
 
 
+def measure_skeleton(python: str, session: h.Session) -> float:
+    """Idle VmRSS (MiB) of `idle_skeleton.py` on the same buses, median of 3 processes."""
+    home = session.home("skeleton")
+    figures = []
+    for n in range(3):
+        out = subprocess.run(
+            [python, str(Path(__file__).with_name("idle_skeleton.py")), str(home / f"s{n}.db")],
+            env=session.env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            raise RuntimeError("idle_skeleton.py failed")
+        figures.append(float(out.stdout.split()[-1]))
+    return statistics.median(figures)
+
+
 def body(args, cleanup: h.Cleanup) -> int:
     minutes = args.minutes or (1 / 3 if args.quick else 5.0)
     session = h.Session.create(cleanup, "borgd-bench-idle-")
@@ -158,6 +183,7 @@ def body(args, cleanup: h.Cleanup) -> int:
     floor = statistics.median(
         h.measure_floor(installed.python, session.root).peak_mib for _ in range(3)
     )
+    skeleton = measure_skeleton(installed.python, session)
 
     wake_rate = (vol1 - vol0) / elapsed_min
     cpu_rate = (cpu1 - cpu0) / elapsed_min
@@ -187,6 +213,11 @@ def body(args, cleanup: h.Cleanup) -> int:
         rss <= RSS_RATIO * floor,
     )
     table.add("  floor: peak RSS of python -c '" + h.FLOOR_IMPORTS + "'", f"{floor:.1f} MiB")
+    table.add(
+        "  skeleton: floor + SQLite store + bus name + worker thread, idle",
+        f"{skeleton:.1f} MiB = {skeleton / floor:.2f}× floor",
+    )
+    table.add("  borgd beyond the skeleton", f"{rss - skeleton:+.1f} MiB = {rss / skeleton:.2f}×")
     table.add("threads", str(threads))
     busy = {k: per1[k] - per0.get(k, 0) for k in per1 if per1[k] - per0.get(k, 0)}
     for name, n in sorted(busy.items(), key=lambda kv: -kv[1]):
