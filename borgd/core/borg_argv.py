@@ -67,6 +67,7 @@ __all__ = [
     "borg_env",
     "build_argv",
     "extract_cwd",
+    "is_checkpoint",
     "render_archive_name",
     "validate_archive_name",
     "validate_archive_template",
@@ -142,6 +143,11 @@ def _parse_template(template: str) -> tuple[_Token, ...]:
     return tuple(tokens)
 
 
+def is_checkpoint(name: str) -> bool:
+    """borg names a checkpoint ``NAME.checkpoint`` (``.checkpoint.N`` when one exists)."""
+    return _CHECKPOINT.search(name) is not None
+
+
 def validate_archive_name(name: str) -> None:
     """Raise ValueError unless `name` is a valid name for a new archive."""
     if not name:
@@ -158,7 +164,7 @@ def validate_archive_name(name: str) -> None:
         raise ValueError(
             f"archive name is {len(name)} characters long (at most {MAX_ARCHIVE_NAME_LENGTH})"
         )
-    if _CHECKPOINT.search(name):
+    if is_checkpoint(name):
         raise ValueError(f"archive name {name!r} looks like a borg checkpoint archive")
 
 
