@@ -43,6 +43,15 @@ def test_archive_info_has_every_archive_with_its_figures_oldest_first() -> None:
     assert first.start == micros("2026-12-03T05:49:21") and first.end >= first.start
 
 
+def test_the_fast_archive_list_has_the_same_archives_without_figures() -> None:
+    info = parse_archive_info((DATA / "info.json").read_text(), UTC)
+    listed = parse_archive_info((DATA / "list-archives.json").read_text(), UTC)
+    assert [(a.name, a.id, a.start, a.end) for a in listed] == [
+        (a.name, a.id, a.start, a.end) for a in info
+    ]
+    assert {(a.nfiles, a.original_size, a.deduplicated_size) for a in listed} == {(0, 0, 0)}
+
+
 def test_archive_times_are_borgs_local_time_in_the_zone_given() -> None:
     text = (DATA / "info.json").read_text()
     utc = parse_archive_info(text, UTC)[0].start
@@ -54,7 +63,7 @@ def test_archive_times_are_borgs_local_time_in_the_zone_given() -> None:
     "text", ["", "not json", "[]", '{"archives": 3}', '{"archives": [{"id": "x"}]}']
 )
 def test_broken_info_output_is_an_error_that_says_so(text: str) -> None:
-    with pytest.raises(BadOutput, match="borg info --json"):
+    with pytest.raises(BadOutput, match=r"borg.* archive list"):
         parse_archive_info(text, UTC)
 
 
