@@ -197,3 +197,23 @@ class Job(_Record):
     @property
     def live(self) -> bool:
         return self.status in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Archive(_Record):
+    """One row of the archive cache: an archive borg reported, or one of borgd's jobs made."""
+
+    id: int
+    repository_id: int
+    name: str
+    archive_id: str  # borg's own id (hex)
+    profile: str  # '' when no profile's template matches
+    start: int
+    end: int
+    nfiles: int
+    original_size: int
+    compressed_size: int
+    deduplicated_size: int
+    comment: str
+    job_id: int  # the job that made it; 0 when not made by borgd
+    checkpoint: bool

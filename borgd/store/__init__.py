@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event
 
+from borgd.store.archives import ArchiveCache
 from borgd.store.catalog import Catalog
 from borgd.store.engine import StoreUnavailable, open_engine, probe_write
 from borgd.store.file_guard import StoreFile
@@ -14,7 +15,7 @@ from borgd.store.jobs import JobStore
 
 
 class Store:
-    """The store's two halves over one engine: configuration and jobs; and its health."""
+    """The store over one engine: configuration, jobs and the archive cache; its health."""
 
     def __init__(
         self, engine: Engine, health: StoreHealth | None = None, file: StoreFile | None = None
@@ -24,6 +25,7 @@ class Store:
         self.file = file
         self.catalog = Catalog(engine)
         self.jobs = JobStore(engine)
+        self.archives = ArchiveCache(engine)
         if file is not None:
             event.listen(engine, "begin", self._check_file)
 

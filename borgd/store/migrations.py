@@ -345,8 +345,33 @@ _V3: tuple[Rebuild, ...] = (
     ),
 )
 
+# Version 4: the archive cache (issue "Archives over D-Bus").
+_V4: tuple[str, ...] = (
+    """
+    CREATE TABLE archives (
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    repository_id INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    archive_id VARCHAR NOT NULL,
+    profile VARCHAR NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    nfiles INTEGER NOT NULL,
+    original_size INTEGER NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    deduplicated_size INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    checkpoint BOOLEAN NOT NULL,
+    UNIQUE (repository_id, name),
+    FOREIGN KEY(repository_id) REFERENCES repositories (id) ON DELETE CASCADE
+    )
+    """,
+    "CREATE INDEX ix_archives_repository_start ON archives (repository_id, start)",
+)
+
 Step = tuple[str, ...] | tuple[Rebuild, ...]
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4)
 LATEST = len(MIGRATIONS)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -166,6 +167,36 @@ JOBS = Table(
     Index("ix_jobs_created", "created_at"),
     # "The newest successful backup of a profile" (overdue, ListProfiles, restore).
     Index("ix_jobs_profile_finished", "profile", "finished_at", "id"),
+    sqlite_autoincrement=True,
+)
+
+# The archive cache: what `borg list`/`info` and borgd's own jobs said each repository
+# holds, so ListArchives answers at once (also while a backup holds borg's lock).
+# `archive_id` is borg's hex id; `job_id` the job that made it (0: not made by borgd).
+ARCHIVES = Table(
+    "archives",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String, nullable=False),
+    Column("archive_id", String, nullable=False),
+    Column("profile", String, nullable=False, default=""),
+    Column("start", Integer, nullable=False, default=0),
+    Column("end", Integer, nullable=False, default=0),
+    Column("nfiles", Integer, nullable=False, default=0),
+    Column("original_size", Integer, nullable=False, default=0),
+    Column("compressed_size", Integer, nullable=False, default=0),
+    Column("deduplicated_size", Integer, nullable=False, default=0),
+    Column("comment", Text, nullable=False, default=""),
+    Column("job_id", Integer, nullable=False, default=0),
+    Column("checkpoint", Boolean, nullable=False, default=False),
+    UniqueConstraint("repository_id", "name"),
+    Index("ix_archives_repository_start", "repository_id", "start"),
     sqlite_autoincrement=True,
 )
 

@@ -65,7 +65,7 @@ def test_migrated_schema_equals_models(tmp_path):
     with sqlite3.connect(migrated) as a:
         assert schema(a) == modelled_schema(tmp_path)
         assert a.execute("PRAGMA user_version").fetchone()[0] == LATEST
-    integer_ids = {"repositories", "profiles", "schedules", "jobs"}
+    integer_ids = {"repositories", "profiles", "schedules", "jobs", "archives"}
     assert {name for name, t in schema(a).items() if t[1]} == integer_ids  # type: ignore[index]
 
 

@@ -1,0 +1,137 @@
+"""The archive cache: each repository's archives as borg last reported them.
+
+ListArchives answers from here at once, also while a backup holds borg's
+exclusive lock.  The archive set comes from a `list` job (`replace_set`),
+which is the authority on which archives exist; the figures of an archive
+come from borg's `info` or from the `create` that made it (`record_made`),
+and survive a later `replace_set` that lists the same archive (same borg id)
+without figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from borgd.core.archives import ArchiveInfo
+from borgd.core.records import Archive
+from borgd.store import models
+
+ARCHIVES = models.ARCHIVES
+
+_FIGURES = ("nfiles", "original_size", "compressed_size", "deduplicated_size")
+
+
+def _has_figures(info: ArchiveInfo) -> bool:
+    return any(getattr(info, f) for f in _FIGURES)
+
+
+def _values(info: ArchiveInfo) -> dict[str, object]:
+    return {
+        "name": info.name,
+        "archive_id": info.id,
+        "start": info.start,
+        "end": info.end,
+        "comment": info.comment,
+        "checkpoint": info.checkpoint,
+        **{f: getattr(info, f) for f in _FIGURES},
+    }
+
+
+class ArchiveCache:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def replace_set(
+        self,
+        repository_id: int,
+        listed: Iterable[ArchiveInfo],
+        profiles: Mapping[str, str],
+    ) -> tuple[int, int]:
+        """Make the cache hold exactly `listed` (borg's current set); `profiles`: name →
+        profile for the archives to (re)link. Returns (added, removed)."""
+        listed = list(listed)
+        with self._engine.begin() as conn:
+            known = {
+                r.name: r
+                for r in conn.execute(
+                    select(ARCHIVES).where(ARCHIVES.c.repository_id == repository_id)
+                )
+            }
+            names = {a.name for a in listed}
+            gone = [row.id for name, row in known.items() if name not in names]
+            if gone:
+                conn.execute(delete(ARCHIVES).where(ARCHIVES.c.id.in_(gone)))
+            added = 0
+            for info in listed:
+                values = _values(info)
+                values["profile"] = profiles.get(info.name, "")
+                row = known.get(info.name)
+                if row is None:
+                    conn.execute(insert(ARCHIVES).values(repository_id=repository_id, **values))
+                    added += 1
+                    continue
+                if row.archive_id == info.id and not _has_figures(info):
+                    for f in _FIGURES:
+                        values.pop(f)  # the same archive: keep the figures known
+                if row.archive_id != info.id:
+                    values["job_id"] = 0  # another archive under a reused name
+                conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == row.id).values(**values))
+        return added, len(gone)
+
+    def record_made(
+        self, repository_id: int, info: ArchiveInfo, *, profile: str, job_id: int
+    ) -> None:
+        """An archive one of borgd's jobs made (its figures from `create --json`)."""
+        values = {**_values(info), "profile": profile, "job_id": job_id}
+        with self._engine.begin() as conn:
+            found = conn.execute(
+                select(ARCHIVES.c.id).where(
+                    ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == info.name
+                )
+            ).scalar_one_or_none()
+            if found is None:
+                conn.execute(insert(ARCHIVES).values(repository_id=repository_id, **values))
+            else:
+                if not info.id:
+                    values.pop("archive_id")
+                conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == found).values(**values))
+
+    def link_job(self, repository_id: int, name: str, job_id: int) -> None:
+        """Note which job made an archive the cache already lists."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(ARCHIVES)
+                .where(ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == name)
+                .values(job_id=job_id)
+            )
+
+    def without_figures(self, repository_id: int) -> list[str]:
+        """Names of archives whose figures are not known yet (for an `info` of those)."""
+        stmt = select(ARCHIVES.c.name).where(
+            ARCHIVES.c.repository_id == repository_id,
+            *(ARCHIVES.c[f] == 0 for f in _FIGURES),
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(stmt.order_by(ARCHIVES.c.start)).scalars())
+
+    def query(
+        self,
+        repository_id: int,
+        *,
+        profile: str | None = None,
+        checkpoints: bool = False,
+        limit: int = 0,
+    ) -> list[Archive]:
+        """Newest first; checkpoints only when asked for."""
+        stmt = select(ARCHIVES).where(ARCHIVES.c.repository_id == repository_id)
+        if profile is not None:
+            stmt = stmt.where(ARCHIVES.c.profile == profile)
+        if not checkpoints:
+            stmt = stmt.where(ARCHIVES.c.checkpoint.is_(False))
+        stmt = stmt.order_by(ARCHIVES.c.start.desc(), ARCHIVES.c.id.desc())
+        if limit:
+            stmt = stmt.limit(limit)
+        with self._engine.connect() as conn:
+            return [Archive.from_row(dict(r)) for r in conn.execute(stmt).mappings()]

@@ -1,0 +1,95 @@
+"""The archive cache follows borg's archive set and keeps what borgd's jobs said."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from borgd.core.archives import ArchiveInfo
+from borgd.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "db")
+    yield s
+    s.close()
+
+
+def info(name: str, start: int, *, id: str = "", nfiles: int = 0, size: int = 0) -> ArchiveInfo:
+    return ArchiveInfo(
+        name=name,
+        id=id or f"id-{name}",
+        start=start,
+        end=start + 5,
+        nfiles=nfiles,
+        original_size=size,
+        compressed_size=size // 2,
+        deduplicated_size=size // 4,
+        comment="",
+        checkpoint=name.endswith(".checkpoint"),
+    )
+
+
+def names(store: Store, repo: int, **kw) -> list[str]:
+    return [a.name for a in store.archives.query(repo, **kw)]
+
+
+def test_the_listed_set_replaces_the_cache_newest_first(store: Store) -> None:
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    other = store.catalog.add_repository({"name": "o", "url": "/o"})
+    store.archives.replace_set(other, [info("x-1", 1)], {})
+    added, removed = store.archives.replace_set(
+        repo, [info("web-1", 10), info("web-2", 20), info("home-1", 15)], {"web-1": "web"}
+    )
+    assert (added, removed) == (3, 0)
+    assert names(store, repo) == ["web-2", "home-1", "web-1"]
+    assert names(store, repo, profile="web") == ["web-1"]
+    assert names(store, repo, limit=1) == ["web-2"]
+
+    added, removed = store.archives.replace_set(repo, [info("web-2", 20), info("web-3", 30)], {})
+    assert (added, removed) == (1, 2)
+    assert names(store, repo) == ["web-3", "web-2"]
+    assert names(store, other) == ["x-1"]  # another repository's cache is untouched
+
+
+def test_figures_from_the_job_survive_a_listing_without_them(store: Store) -> None:
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    made = info("web-1", 10, nfiles=7, size=4000)
+    store.archives.record_made(repo, made, profile="web", job_id=42)
+    store.archives.replace_set(repo, [info("web-1", 10)], {"web-1": "web"})
+    (row,) = store.archives.query(repo)
+    assert (row.nfiles, row.original_size, row.deduplicated_size) == (7, 4000, 1000)
+    assert (row.job_id, row.profile, row.archive_id) == (42, "web", "id-web-1")
+    assert store.archives.without_figures(repo) == []
+
+    # Another archive under the same name (deleted and made again outside borgd):
+    store.archives.replace_set(repo, [info("web-1", 50, id="other")], {"web-1": "web"})
+    (row,) = store.archives.query(repo)
+    assert (row.archive_id, row.job_id, row.nfiles) == ("other", 0, 0)
+    assert store.archives.without_figures(repo) == ["web-1"]
+
+
+def test_checkpoints_are_listed_only_when_asked(store: Store) -> None:
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    store.archives.replace_set(repo, [info("web-1.checkpoint", 10), info("web-2", 20)], {})
+    assert names(store, repo) == ["web-2"]
+    assert names(store, repo, checkpoints=True) == ["web-2", "web-1.checkpoint"]
+
+
+def test_a_removed_repository_takes_its_archives_along(store: Store) -> None:
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    store.archives.record_made(repo, info("web-1", 10), profile="web", job_id=1)
+    store.catalog.remove_repository(repo)
+    assert store.archives.query(repo) == []
+
+
+def test_record_made_updates_an_archive_already_listed(store: Store) -> None:
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    store.archives.replace_set(repo, [info("web-1", 10)], {})
+    store.archives.record_made(
+        repo, replace(info("web-1", 10, nfiles=3, size=80), id=""), profile="web", job_id=9
+    )
+    (row,) = store.archives.query(repo)
+    assert (row.nfiles, row.job_id, row.archive_id, row.profile) == (3, 9, "id-web-1", "web")
