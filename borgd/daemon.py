@@ -26,6 +26,7 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.errors import DBusError
 
 from borgd import __version__, logs
+from borgd.app.archive_cache import ArchiveCacheKeeper
 from borgd.app.chains import Chains
 from borgd.app.recovery import recover
 from borgd.app.schedules import Schedules
@@ -249,6 +250,7 @@ class Daemon:
             block_sleep=lambda why: scheduling.block_sleep(why),
             after_job=retention.poke,
             active_changed=active_changed,
+            archive_cache=ArchiveCacheKeeper(store=store, events=events, clock=clock),
         )
 
         # -- scheduling (scheduler, condition watchers, sleep, overdue, notifications) --

@@ -39,6 +39,8 @@ class JobCases(UseCaseContext):
     def start_job(self, profile: str, job_type: str, options: Mapping[str, Variant]) -> int:
         check_name("profile", profile)
         jtype = check_job_type(job_type)
+        if jtype is JobType.LIST:
+            raise InvalidArgument("a list job is started with RefreshArchives(repository)")
         opts = check_options("StartJob", START_OPTIONS, options)
         allowed_keys = {
             JobType.RESTORE: {"archive", "destination", "paths"},

@@ -3,16 +3,17 @@
 The D-Bus adapter only converts types and maps errors; `borgctl apply` and
 the tests reach the same behaviour through D-Bus.  Every method validates
 all of its arguments before it changes anything.  The use cases live one
-module per thing they act on (repositories, profiles, jobs); `Service` is
+module per thing they act on (repositories, profiles, jobs, archives); `Service` is
 all of them over one shared context, which is what the adapters are given.
 """
 
 from __future__ import annotations
 
+from borgd.app.archives import ArchiveCases
 from borgd.app.jobs import JobCases
 from borgd.app.profiles import ProfileCases
 from borgd.app.repositories import RepositoryCases
 
 
-class Service(RepositoryCases, ProfileCases, JobCases):
+class Service(RepositoryCases, ProfileCases, JobCases, ArchiveCases):
     """Every use case; construct it with the `UseCaseContext` arguments."""

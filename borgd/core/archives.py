@@ -24,6 +24,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from borgd.core.borg_argv import archive_glob, is_checkpoint
+from borgd.core.borg_output import ArchiveResult
 
 __all__ = [
     "ArchiveEntry",
@@ -31,6 +32,7 @@ __all__ = [
     "DiffEntry",
     "HostValues",
     "is_checkpoint",
+    "made_archive",
     "mode_from_text",
     "parse_archive_info",
     "parse_contents_line",
@@ -121,6 +123,22 @@ def parse_archive_info(text: str, zone: tzinfo) -> list[ArchiveInfo]:
         )
     rows.sort(key=lambda a: a.start)  # stable: borg's own order where starts tie
     return rows
+
+
+def made_archive(result: ArchiveResult, zone: tzinfo) -> ArchiveInfo:
+    """The archive a `create` reported on stdout, as the cache keeps it."""
+    return ArchiveInfo(
+        name=result.name,
+        id=result.id,
+        start=_micros(result.start, zone),
+        end=_micros(result.end, zone),
+        nfiles=result.nfiles,
+        original_size=result.original_size,
+        compressed_size=result.compressed_size,
+        deduplicated_size=result.deduplicated_size,
+        comment="",
+        checkpoint=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)

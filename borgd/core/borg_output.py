@@ -366,6 +366,9 @@ class ArchiveResult:
     deduplicated_size: int
     nfiles: int
     duration: float  # seconds
+    id: str = ""  # borg's archive id (hex)
+    start: str = ""  # borg's local, naive ISO time
+    end: str = ""
 
 
 def parse_create_stdout(text: str) -> ArchiveResult | None:
@@ -393,6 +396,9 @@ def parse_create_stdout(text: str) -> ArchiveResult | None:
             deduplicated_size=_int(stats["deduplicated_size"]),
             nfiles=_int(stats["nfiles"]),
             duration=_float(archive.get("duration", 0.0)),
+            id=_str(archive.get("id", "")),
+            start=_str(archive.get("start", "")),
+            end=_str(archive.get("end", "")),
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return None

@@ -18,6 +18,7 @@ class JobType(StrEnum):
     CHECK = "check"
     RESTORE = "restore"
     INIT = "init"
+    LIST = "list"  # the archive set, for the archive cache (RefreshArchives)
 
 
 class JobStatus(StrEnum):

@@ -24,6 +24,7 @@ from borgd.app.service import Service
 from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import (
+    ARCHIVE_KEYS,
     JOB_KEYS,
     PROFILE_KEYS,
     REPOSITORY_KEYS,
@@ -204,6 +205,17 @@ class ManagerInterface(ServiceInterface):
     @guarded
     def GetJob(self, id: T) -> ASV:
         return to_variants(self._service.get_job(id).as_dict(), JOB_KEYS)
+
+    @dbus_method()
+    @guarded
+    def ListArchives(self, repository: S, filter: ASV) -> AASV:
+        rows = self._service.list_archives(repository, from_variants(filter))
+        return [to_variants(a, ARCHIVE_KEYS) for a in rows]
+
+    @dbus_method()
+    @guarded
+    def RefreshArchives(self, repository: S) -> T:
+        return self._service.refresh_archives(repository)
 
     @dbus_method()
     @guarded

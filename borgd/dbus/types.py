@@ -96,6 +96,22 @@ SCHEDULE_KEYS: dict[str, str] = {
     "next_run": "t",
 }
 
+ARCHIVE_KEYS: dict[str, str] = {
+    "name": "s",
+    "id": "s",
+    "repository": "s",
+    "profile": "s",
+    "start": "t",
+    "end": "t",
+    "nfiles": "t",
+    "original_size": "t",
+    "compressed_size": "t",
+    "deduplicated_size": "t",
+    "comment": "s",
+    "job_id": "t",
+    "checkpoint": "b",
+}
+
 UPCOMING_KEYS: dict[str, str] = {
     "schedule_id": "t",
     "profile": "s",

@@ -55,7 +55,7 @@ import anyio.abc
 import structlog
 
 from borgd.clock import Clock
-from borgd.core import borg_argv, borg_output, exit_codes
+from borgd.core import archives, borg_argv, borg_output, exit_codes
 from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, job_options_from
 from borgd.core.jobs import IllegalTransition, JobStatus, JobType, SkipReason
 from borgd.core.progress import check_phases
@@ -113,6 +113,10 @@ class ActiveRun:
     stop_reason: str | None = None  # CANCEL | SHUTDOWN
     chain: list[int] = field(default_factory=list)  # chain jobs queued by this backup
     check_due: bool = False  # this backup queued the "check every N backups" job
+    # What the job learnt about the repository's archives, for the archive cache:
+    listed: list[archives.ArchiveInfo] | None = None  # a `list` job's archive set
+    made: archives.ArchiveInfo | None = None  # the archive a backup made
+    checkpoint: bool = False  # a stopped backup left a checkpoint archive
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,17 @@ class ChainPolicy(Protocol):
     ) -> None: ...
 
 
+class ArchivePolicy(Protocol):
+    """What a job's end means for the archive cache (`borgd.app.archive_cache`)."""
+
+    def settle(self, job: Job, status: JobStatus, run: ActiveRun) -> None: ...
+
+
+class _NoArchiveCache:
+    def settle(self, job: Job, status: JobStatus, run: ActiveRun) -> None:
+        return None
+
+
 class Executor:
     def __init__(
         self,
@@ -192,11 +207,13 @@ class Executor:
         hook_timeout: float = HOOK_TIMEOUT,
         after_job: Callable[[], None] = lambda: None,
         active_changed: Callable[[int], None] = lambda n: None,
+        archive_cache: ArchivePolicy | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.clock = clock
         self.chains = chains
+        self.archive_cache: ArchivePolicy = archive_cache or _NoArchiveCache()
         # Looked up for every job (installed or upgraded after start: no restart).
         self.borg: BorgFinder = FixedBorg(borg) if isinstance(borg, BorgTool) else borg
         self.logs_dir = logs_dir
@@ -427,6 +444,9 @@ class Executor:
                         "chain",
                         lambda: self.chains.settle(row, profile, status, run.chain, run.check_due),
                     )
+                await self._until_stored(
+                    "archives", lambda: self.archive_cache.settle(row, status, run)
+                )
 
     async def _body(
         self,
@@ -692,12 +712,14 @@ class Executor:
             status, message = stopped.status, stopped.fields["message"]
             if exit_codes.saved_checkpoint(out.last_error, job_type):
                 message += "; borg saved a checkpoint archive"
+                run.checkpoint = True
         stats: dict[str, Any] = progress_fields(out.snapshot)
         archive = spec.archive_name or ""
         if job_type is JobType.BACKUP:
             parsed = borg_output.parse_create_stdout(result.stdout)
             if parsed is not None:
                 archive = parsed.name
+                run.made = archives.made_archive(parsed, _local_zone())
                 stats.update(
                     original_size=parsed.original_size,
                     compressed_size=parsed.compressed_size,
@@ -715,6 +737,13 @@ class Executor:
                 )
         elif job_type is JobType.RESTORE:
             archive = spec.options.archive or ""
+        elif job_type is JobType.LIST and status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
+            try:
+                run.listed = archives.parse_archive_info(result.stdout, _local_zone())
+            except archives.BadOutput as exc:
+                status, message = JobStatus.FAILED, str(exc)
+            else:
+                message = message or f"{len(run.listed)} archives"
         if status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
             stats.update(progress=1.0, eta=0, progress_message="", current_file="")
         if jlog.failed:
@@ -889,6 +918,11 @@ class _HostNames:
 
 
 _host = _HostNames()
+
+
+def _local_zone() -> Any:
+    """The zone borg prints its naive times in: this process's local one."""
+    return datetime.now().astimezone().tzinfo
 
 
 def _user() -> str:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from borgd.core.archives import ArchiveInfo
 from borgd.core.records import Archive
 from borgd.store import models
 
 ARCHIVES = models.ARCHIVES
+JOBS = models.JOBS
 
 _FIGURES = ("nfiles", "original_size", "compressed_size", "deduplicated_size")
 
@@ -37,6 +38,25 @@ def _values(info: ArchiveInfo) -> dict[str, object]:
         "checkpoint": info.checkpoint,
         **{f: getattr(info, f) for f in _FIGURES},
     }
+
+
+def _link_jobs(conn: Connection, repository_id: int) -> None:
+    """Archives not linked yet get the newest backup job that reported them by name."""
+    maker = (
+        select(func.max(JOBS.c.id))
+        .where(
+            JOBS.c.repository_id == ARCHIVES.c.repository_id,
+            JOBS.c.archive == ARCHIVES.c.name,
+            JOBS.c.type == "backup",
+            JOBS.c.status.in_(("succeeded", "warning")),
+        )
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(ARCHIVES)
+        .where(ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.job_id == 0)
+        .values(job_id=func.coalesce(maker, 0))
+    )
 
 
 class ArchiveCache:
@@ -78,6 +98,7 @@ class ArchiveCache:
                 if row.archive_id != info.id:
                     values["job_id"] = 0  # another archive under a reused name
                 conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == row.id).values(**values))
+            _link_jobs(conn, repository_id)
         return added, len(gone)
 
     def record_made(
@@ -97,15 +118,6 @@ class ArchiveCache:
                 if not info.id:
                     values.pop("archive_id")
                 conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == found).values(**values))
-
-    def link_job(self, repository_id: int, name: str, job_id: int) -> None:
-        """Note which job made an archive the cache already lists."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(ARCHIVES)
-                .where(ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == name)
-                .values(job_id=job_id)
-            )
 
     def without_figures(self, repository_id: int) -> list[str]:
         """Names of archives whose figures are not known yet (for an `info` of those)."""

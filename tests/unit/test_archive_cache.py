@@ -93,3 +93,22 @@ def test_record_made_updates_an_archive_already_listed(store: Store) -> None:
     )
     (row,) = store.archives.query(repo)
     assert (row.nfiles, row.job_id, row.archive_id, row.profile) == (3, 9, "id-web-1", "web")
+
+
+def test_a_listing_links_each_archive_to_the_backup_that_reported_it(store: Store) -> None:
+    from borgd.core.jobs import JobStatus
+
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    made = {}
+    for name, status in (("web-1", JobStatus.SUCCEEDED), ("web-2", JobStatus.FAILED)):
+        job = store.jobs.queue(
+            now=1, type="backup", trigger="manual", profile="web", repository="r",
+            repository_id=repo, options={},
+        )  # fmt: skip
+        store.jobs.transition(job.id, JobStatus.RUNNING, started_at=2)
+        store.jobs.transition(job.id, status, finished_at=3, archive=name)
+        made[name] = job.id
+    store.archives.replace_set(repo, [info("web-1", 10), info("web-2", 20), info("x", 30)], {})
+    linked = {a.name: a.job_id for a in store.archives.query(repo)}
+    # a failed backup never made the archive of that name: only a success links
+    assert linked == {"web-1": made["web-1"], "web-2": 0, "x": 0}

@@ -13,6 +13,7 @@ import pytest
 from borgd.core.archives import (
     BadOutput,
     HostValues,
+    made_archive,
     mode_from_text,
     parse_archive_info,
     parse_contents_line,
@@ -22,6 +23,7 @@ from borgd.core.archives import (
 )
 
 DATA = Path(__file__).parent.parent / "data" / "borg-1.4" / "archives"
+CREATE_STDOUT = DATA.parent / "create-stdout.json"
 HOST = HostValues(hostname="vm", fqdn="vm.example.org", user="alice")
 
 
@@ -168,3 +170,14 @@ def test_diff_lines_of_borg_1_2() -> None:
 @pytest.mark.parametrize("line", ["", "nope", '{"changes": []}', '{"path": 1}'])
 def test_lines_that_are_not_differences_are_none(line: str) -> None:
     assert parse_diff_line(line) is None
+
+
+def test_the_archive_a_create_reported_keeps_its_id_times_and_figures() -> None:
+    from borgd.core.borg_output import parse_create_stdout
+
+    result = parse_create_stdout(CREATE_STDOUT.read_text())
+    assert result is not None
+    made = made_archive(result, UTC)
+    assert made.name == "web-1" and made.id.startswith("d51be34f")
+    assert made.start == micros("2026-11-22T11:19:10") and made.end == made.start
+    assert (made.nfiles, made.original_size, made.deduplicated_size) == (301, 13734816, 13735716)

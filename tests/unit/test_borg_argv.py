@@ -119,6 +119,12 @@ ARGV_TABLE: list[tuple[str, JobSpec, tuple[str, ...]]] = [
         ("borg", "compact", "--log-json", "--progress", "--", "/srv/borg/main"),
     ),
     (
+        "list: the archive set, with the keys the cache keeps",
+        spec(JobType.LIST, profile=None),
+        ("borg", "list", "--log-json", "--progress", "--json", "--format={comment}{end}",
+         "--", "/srv/borg/main"),
+    ),
+    (
         "check, full",
         spec(JobType.CHECK, profile=None),
         ("borg", "check", "--log-json", "--progress", "--", "/srv/borg/main"),

@@ -252,6 +252,9 @@ def test_parse_create_stdout_real() -> None:
         deduplicated_size=13735716,
         nfiles=301,
         duration=0.084903,
+        id="d51be34f41806437bca2ef87ffac33166733bd78f451e9fbd9ba437a5fcdefda",
+        start="2026-11-22T11:19:10.000000",
+        end="2026-11-22T11:19:10.000000",
     )
 
 

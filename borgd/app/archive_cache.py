@@ -1,0 +1,78 @@
+"""Keeping the archive cache true: what each job's end means for it.
+
+A `list` job's archive set replaces the repository's cached set; a backup's
+own report (`create --json`) adds its archive with borg's figures and the
+job that made it, at once.  A job that may have removed archives or left a
+checkpoint (a prune, a stopped backup) queues a `list` job in the same lane,
+linked to it, so the cache follows without anyone asking.  The executor
+calls `settle` after every job and nothing else writes the cache.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+
+from borgd.clock import Clock
+from borgd.core.archives import HostValues, profile_globs, profile_of
+from borgd.core.jobs import JobStatus, JobType, Trigger
+from borgd.core.records import Job
+from borgd.events import Events
+from borgd.execution.executor import ActiveRun
+from borgd.store import Store
+
+FINISHED_OK = (JobStatus.SUCCEEDED, JobStatus.WARNING)
+
+
+def host_values() -> HostValues:
+    """The per-host placeholders as borg fills them ({fqdn} without asking DNS: an
+    archive named after a host's FQDN is matched when DNS names it as borg did)."""
+    short = os.environ.get("BORG_HOSTNAME") or socket.gethostname().split(".")[0]
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return HostValues(hostname=short, fqdn=socket.gethostname(), user=user)
+
+
+class ArchiveCacheKeeper:
+    def __init__(self, *, store: Store, events: Events, clock: Clock) -> None:
+        self.store = store
+        self.events = events
+        self.clock = clock
+
+    def settle(self, job: Job, status: JobStatus, run: ActiveRun) -> None:
+        if job.type is JobType.LIST and status in FINISHED_OK and run.listed is not None:
+            globs = self._globs(job.repository_id)
+            profiles = {a.name: profile_of(a.name, globs) for a in run.listed}
+            self.store.archives.replace_set(job.repository_id, run.listed, profiles)
+            return
+        if job.type is JobType.BACKUP and run.made is not None and status in FINISHED_OK:
+            self.store.archives.record_made(
+                job.repository_id, run.made, profile=job.profile, job_id=job.id
+            )
+            return
+        changed = (job.type is JobType.PRUNE and status in FINISHED_OK) or run.checkpoint
+        if changed:
+            self._refresh_after(job)
+
+    def _globs(self, repository_id: int) -> dict[str, str]:
+        templates = {
+            p.name: p.archive_template
+            for p in self.store.catalog.profiles(repository_id=repository_id)
+        }
+        return profile_globs(templates, host_values())
+
+    def _refresh_after(self, job: Job) -> None:
+        queued = self.store.jobs.queue(
+            now=self.clock(),
+            type=JobType.LIST.value,
+            trigger=Trigger.CHAIN.value,
+            profile="",
+            repository=job.repository,
+            repository_id=job.repository_id,
+            parent_id=job.id,
+            options={},
+        )
+        self.events.job_added(queued)

@@ -1,0 +1,59 @@
+"""Archive use cases: what a repository holds, answered from borgd's cache.
+
+Clients never hold a passphrase, so borgd lists archives for them.  The
+cache is kept by `archive_cache.ArchiveCacheKeeper`; RefreshArchives asks
+borg again with a `list` job in the repository's lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from borgd.app.context import UseCaseContext
+from borgd.core.jobs import JobType
+from borgd.core.records import Archive
+from borgd.core.validation import ARCHIVE_FILTER, Variant, check_name, check_options
+
+
+def archive_dict(archive: Archive, repository: str) -> dict[str, Any]:
+    """An archive as ListArchives answers it (the contract's keys)."""
+    return {
+        "name": archive.name,
+        "id": archive.archive_id,
+        "repository": repository,
+        "profile": archive.profile,
+        "start": archive.start,
+        "end": archive.end,
+        "nfiles": archive.nfiles,
+        "original_size": archive.original_size,
+        "compressed_size": archive.compressed_size,
+        "deduplicated_size": archive.deduplicated_size,
+        "comment": archive.comment,
+        "job_id": archive.job_id,
+        "checkpoint": bool(archive.checkpoint),
+    }
+
+
+class ArchiveCases(UseCaseContext):
+    def list_archives(self, repository: str, flt: Mapping[str, Variant]) -> list[dict[str, Any]]:
+        check_name("repository", repository)
+        opts = check_options("ListArchives filter", ARCHIVE_FILTER, flt)
+        repo = self._repository(repository)
+        if opts.get("profile"):
+            self._profile(opts["profile"])  # a misspelt profile is NotFound, not an empty list
+        rows = self.store.archives.query(
+            repo.id,
+            profile=opts.get("profile") or None,
+            checkpoints=bool(opts.get("checkpoints", False)),
+            limit=opts.get("limit", 0),
+        )
+        return [archive_dict(a, repo.name) for a in rows]
+
+    def refresh_archives(self, repository: str) -> int:
+        check_name("repository", repository)
+        repo = self._repository(repository)
+        job = self._queue(
+            JobType.LIST, profile="", repository=repo.name, repository_id=repo.id, options={}
+        )
+        return int(job.id)

@@ -1,0 +1,107 @@
+"""Archives over D-Bus, against real borg: the cache follows what the repository holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import BusctlError, borg_json, make_tree, wait_until
+from tests.e2e.jobs_helpers import asv
+from tests.reliability.helpers import (
+    add_profile,
+    all_jobs,
+    borg_env,
+    borg_run,
+    init_repo,
+    start_job,
+    wait_status,
+)
+
+
+def archives(busctl, repository: str, **flt: Any) -> list[dict[str, Any]]:
+    rows = busctl("ListArchives", "sa{sv}", repository, *asv(**flt))
+    return rows if isinstance(rows, list) else [rows] if rows else []
+
+
+def refreshed(busctl, repository: str) -> dict[str, Any]:
+    done = wait_status(busctl, busctl("RefreshArchives", "s", repository))
+    assert done["status"] == "succeeded" and done["type"] == "list", done
+    return done
+
+
+def backup(busctl, profile: str) -> dict[str, Any]:
+    done = wait_status(busctl, start_job(busctl, profile))
+    assert done["status"] == "succeeded", done
+    return done
+
+
+def test_two_profiles_backups_and_a_prune_list_as_borg_does(
+    start_borgd, busctl, session_env, tmp_path
+):
+    start_borgd()
+    repo = tmp_path / "repo"
+    init_repo(busctl, "r", repo)
+    src = make_tree(tmp_path / "src", 12)
+    add_profile(busctl, "web", "r", [src], keep_daily=("u", 1))
+    add_profile(busctl, "home", "r", [src])
+    made = [backup(busctl, p) for p in ("web", "home", "web", "home", "web")]
+    env = borg_env(session_env)
+
+    # Each backup is in the cache at once, with its job and borg's figures.
+    listed = {a["name"]: a for a in archives(busctl, "r")}
+    assert set(listed) == {j["archive"] for j in made}
+    for job in made:
+        row = listed[job["archive"]]
+        assert (row["profile"], row["job_id"]) == (job["profile"], job["id"]), row
+        assert row["nfiles"] == job["nfiles"] == 12
+        assert row["original_size"] == job["original_size"] > 0
+        assert row["repository"] == "r" and not row["checkpoint"]
+    assert [a["start"] for a in archives(busctl, "r")] == sorted(
+        (a["start"] for a in listed.values()), reverse=True
+    )  # newest first
+
+    # An archive made outside borgd shows after a refresh, with no profile and no job.
+    borg_run("create", f"{repo}::by-hand", str(src), env=env).check_returncode()
+    refreshed(busctl, "r")
+    by_hand = {a["name"]: a for a in archives(busctl, "r")}["by-hand"]
+    assert (by_hand["profile"], by_hand["job_id"]) == ("", 0)
+
+    # A prune of web keeps one a day: the cache follows without being asked.
+    prune = wait_status(busctl, start_job(busctl, "web", "prune"))
+    assert prune["status"] == "succeeded", prune
+    wait_until(
+        lambda: any(
+            j["type"] == "list" and j["parent_id"] == prune["id"] and j["status"] == "succeeded"
+            for j in all_jobs(busctl, type="list")
+        ),
+        60,
+        "the list job the prune chained",
+    )
+    truth = borg_json("list", str(repo), env=env)["archives"]
+    cached = archives(busctl, "r")
+    assert sorted((a["name"], a["id"]) for a in cached) == sorted(
+        (a["name"], a["id"]) for a in truth
+    )
+    assert [a["name"] for a in archives(busctl, "r", profile="web")] == [made[4]["archive"]]
+    assert len(archives(busctl, "r", profile="home")) == 2
+    assert len(archives(busctl, "r", limit=("u", 1))) == 1
+
+
+def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
+    start_borgd()
+    init_repo(busctl, "r", tmp_path / "repo")
+    add_profile(busctl, "web", "r", [make_tree(tmp_path / "src", 2)])
+    jobs_before = all_jobs(busctl)
+    for error, member, args in (
+        ("NotFound", "ListArchives", ["'nope'", "@a{sv} {}"]),
+        ("InvalidArgument", "ListArchives", ["'r'", "{'colour': <'red'>}"]),
+        ("NotFound", "ListArchives", ["'r'", "{'profile': <'nope'>}"]),
+        ("InvalidArgument", "ListArchives", ["'r'", "{'limit': <'many'>}"]),
+        ("NotFound", "RefreshArchives", ["'nope'"]),
+        ("InvalidArgument", "StartJob", ["'web'", "'list'", "@a{sv} {}"]),
+    ):
+        with pytest.raises(BusctlError) as err:
+            gdbus(member, *args)
+        assert err.value.name == f"org.borgd1.Error.{error}", (member, args, err.value)
+    assert all_jobs(busctl) == jobs_before
