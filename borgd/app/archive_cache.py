@@ -2,10 +2,11 @@
 
 A `list` job's archive set replaces the repository's cached set; a backup's
 own report (`create --json`) adds its archive with borg's figures and the
-job that made it, at once.  A job that may have removed archives or left a
-checkpoint (a prune, a stopped backup) queues a `list` job in the same lane,
-linked to it, so the cache follows without anyone asking.  The executor
-calls `settle` after every job and nothing else writes the cache.
+job that made it, at once; a stopped backup that left a checkpoint adds the
+checkpoint (borg reports no figures for it).  A prune may have removed
+archives: it queues a `list` job in the same lane, linked to it, so the
+cache follows without anyone asking.  The executor calls `settle` after
+every job and nothing else writes the cache.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import os
 import socket
 
 from borgd.clock import Clock
-from borgd.core.archives import HostValues, profile_globs, profile_of
+from borgd.core.archives import ArchiveInfo, HostValues, profile_globs, profile_of
+from borgd.core.borg_argv import is_checkpoint
 from borgd.core.jobs import JobStatus, JobType, Trigger
 from borgd.core.records import Job
 from borgd.events import Events
@@ -53,9 +55,32 @@ class ArchiveCacheKeeper:
                 job.repository_id, run.made, profile=job.profile, job_id=job.id
             )
             return
-        changed = (job.type is JobType.PRUNE and status in FINISHED_OK) or run.checkpoint
-        if changed:
+        if job.type is JobType.BACKUP and run.checkpoint:
+            self._record_checkpoint(job)
+            return
+        if job.type is JobType.PRUNE and status in FINISHED_OK:
             self._refresh_after(job)
+
+    def _record_checkpoint(self, job: Job) -> None:
+        stored = self.store.jobs.get(job.id)  # the outcome names the checkpoint, if any
+        if not stored.archive or not is_checkpoint(stored.archive):
+            return
+        start = stored.started_at
+        checkpoint = ArchiveInfo(
+            name=stored.archive,
+            id="",
+            start=start,
+            end=stored.finished_at or start,
+            nfiles=0,
+            original_size=0,
+            compressed_size=0,
+            deduplicated_size=0,
+            comment="",
+            checkpoint=True,
+        )
+        self.store.archives.record_made(
+            job.repository_id, checkpoint, profile=job.profile, job_id=job.id
+        )
 
     def _globs(self, repository_id: int) -> dict[str, str]:
         templates = {

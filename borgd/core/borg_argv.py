@@ -66,6 +66,7 @@ __all__ = [
     "archive_glob",
     "borg_env",
     "build_argv",
+    "checkpoint_base",
     "extract_cwd",
     "is_checkpoint",
     "render_archive_name",
@@ -146,6 +147,11 @@ def _parse_template(template: str) -> tuple[_Token, ...]:
 def is_checkpoint(name: str) -> bool:
     """borg names a checkpoint ``NAME.checkpoint`` (``.checkpoint.N`` when one exists)."""
     return _CHECKPOINT.search(name) is not None
+
+
+def checkpoint_base(name: str) -> str:
+    """The archive a checkpoint stands in for: ``web-1.checkpoint.2`` → ``web-1``."""
+    return _CHECKPOINT.sub("", name)
 
 
 def validate_archive_name(name: str) -> None:

@@ -497,6 +497,8 @@ class Executor:
         fields: dict[str, Any] = {"message": stop_message(run, exit_code)}
         if exit_code is not None:
             fields["exit_code"] = exit_code
+        if run.job_type is JobType.BACKUP:
+            fields["archive"] = ""  # no archive (`_record_outcome` names a checkpoint)
         return Final(status, fields)
 
     async def _record(self, job_id: int, final: Final) -> None:
@@ -564,7 +566,7 @@ class Executor:
                     user=_user(),
                     now=datetime.now().astimezone(),
                     uuid4=str(uuid.uuid4()),
-                    taken=self.store.jobs.archives_of_repository(row.repository_id),
+                    taken=_taken(self.store.jobs.archives_of_repository(row.repository_id)),
                 )
             except ValueError as exc:
                 return str(exc)
@@ -727,6 +729,9 @@ class Executor:
                     nfiles=parsed.nfiles,
                     duration=parsed.duration,
                 )
+            elif stopped is not None and status is stopped.status:
+                # What exists is the checkpoint (borg names it NAME.checkpoint), or nothing.
+                archive = f"{archive}.checkpoint" if run.checkpoint and archive else ""
             elif status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
                 # borg's exit code alone does not prove an archive: a program that died
                 # before borg began (a binary swapped mid-upgrade exits 1) looks like a warning.
@@ -918,6 +923,11 @@ class _HostNames:
 
 
 _host = _HostNames()
+
+
+def _taken(names: set[str]) -> set[str]:
+    """Archive names a new backup must not use: a checkpoint's base name included."""
+    return names | {borg_argv.checkpoint_base(n) for n in names}
 
 
 def _local_zone() -> Any:

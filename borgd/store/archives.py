@@ -48,7 +48,8 @@ def _link_jobs(conn: Connection, repository_id: int) -> None:
             JOBS.c.repository_id == ARCHIVES.c.repository_id,
             JOBS.c.archive == ARCHIVES.c.name,
             JOBS.c.type == "backup",
-            JOBS.c.status.in_(("succeeded", "warning")),
+            # a stopped backup's `archive` names the checkpoint it left, if any
+            JOBS.c.status.in_(("succeeded", "warning", "cancelled", "interrupted")),
         )
         .scalar_subquery()
     )

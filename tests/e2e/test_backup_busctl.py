@@ -162,6 +162,7 @@ def test_sigterm_during_backup_interrupts_with_checkpoint(
     start_borgd()
     after = job(busctl, job_id)
     assert after["status"] == "interrupted"
+    assert after["archive"] in names and after["archive"].endswith(".checkpoint"), after
     assert "borgd stopped" in after["message"]
     assert os.stat(session_env.state_dir / "borgd.sqlite3").st_mode & 0o777 == 0o600
 

@@ -53,8 +53,17 @@ def test_cancel_running_backup_and_check(start_borgd, busctl, session_env, tmp_p
     # borgd/execution/runner.py): ending sooner means borg stopped on the SIGINT itself.
     assert took < 10, f"cancelling the backup took {took:.1f} s"
     assert "checkpoint" in done["message"], done["message"]
+    # The job names the archive that exists: the checkpoint; the cache lists it too.
     listing = borg_json("list", "--consider-checkpoints", str(repo), env=env)["archives"]
-    assert [a["name"] for a in listing] == [done["archive"] + ".checkpoint"]
+    assert done["archive"].endswith(".checkpoint"), done
+    assert [a["name"] for a in listing] == [done["archive"]]
+    (cached,) = busctl("ListArchives", "sa{sv}", "main", 1, "checkpoints", "b", "true")
+    assert (cached["name"], cached["job_id"], cached["checkpoint"]) == (
+        done["archive"],
+        backup,
+        True,
+    ), cached
+    assert busctl("ListArchives", "sa{sv}", "main", 0) == []  # hidden unless asked
     # Its queued chain is cancelled with it.
     pruned = job(busctl, chain[0]["id"])
     assert pruned["status"] == "cancelled", pruned

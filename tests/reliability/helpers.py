@@ -141,9 +141,10 @@ def archive_problems(
     for j in backups:
         if not j["archive"] or not j["started_at"]:
             continue
-        if j["archive"] in claimed:
-            problems.append(f"jobs {claimed[j['archive']]} and {j['id']} share {j['archive']}")
-        claimed[j["archive"]] = j["id"]
+        base = CHECKPOINT.sub("", j["archive"])  # a stopped backup names its checkpoint
+        if base in claimed:
+            problems.append(f"jobs {claimed[base]} and {j['id']} share {j['archive']}")
+        claimed[base] = j["id"]
         if j["status"] == "failed" and j["exit_code"] == 30:
             problems.append(f"job {j['id']} found its archive there already: {j['message']}")
     names = [a["name"] for a in borg_json("list", str(repo_path), env=env)["archives"]]

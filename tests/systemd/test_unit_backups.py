@@ -101,6 +101,7 @@ def test_stop_during_a_backup_writes_a_checkpoint_and_exits_cleanly(
     m.start_borgd()
     after = show(m, job_id)
     assert after["status"] == "interrupted", after
+    assert after["archive"] == running["archive"] + ".checkpoint", after  # what exists
     assert after["message"].startswith("interrupted: borgd stopped"), after
 
 

@@ -15,6 +15,7 @@ from borgd.core.borg_argv import (
     archive_glob,
     borg_env,
     build_argv,
+    checkpoint_base,
     extract_cwd,
     render_archive_name,
     validate_archive_name,
@@ -582,3 +583,9 @@ def test_validate_archive_template_accepts_the_default() -> None:
     validate_archive_template("{hostname}-{profile}-{now:%Y-%m-%d}")
     with pytest.raises(ValueError, match="empty"):
         archive_glob("{profile}-{now}", "")
+
+
+def test_checkpoint_base_is_the_archive_a_checkpoint_stands_in_for() -> None:
+    assert checkpoint_base("web-1.checkpoint") == "web-1"
+    assert checkpoint_base("web-1.checkpoint.2") == "web-1"
+    assert checkpoint_base("web-1.2") == "web-1.2"
