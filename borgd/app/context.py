@@ -16,6 +16,7 @@ from borgd.execution.executor import Executor
 from borgd.store import Store
 from borgd.store.catalog import NotFound
 from borgd.store.jobs import NoSuchJob
+from borgd.system.disk_usage import DiskUsage
 
 SecretSetter = Callable[[str, bytes], Awaitable[None]]
 SecretDeleter = Callable[[str], Awaitable[None]]
@@ -36,6 +37,7 @@ class UseCaseContext:
         delete_secret: SecretDeleter,
         profiles_changed: Callable[[], None] = lambda: None,
         repositories_changed: Callable[[], None] = lambda: None,
+        disk_usage: DiskUsage | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -48,6 +50,8 @@ class UseCaseContext:
         self.on_profiles_changed = profiles_changed
         # Passphrases came or went: the keyring watcher re-checks what is locked.
         self.on_repositories_changed = repositories_changed
+        # Local repositories' size on disk, measured off the loop (ListRepositories).
+        self.disk_usage = disk_usage or DiskUsage()
 
     def _repository(self, name: str) -> Repository:
         try:

@@ -125,8 +125,26 @@ class RepositoryCases(UseCaseContext):
             await self._delete_secret(name)
         self.on_repositories_changed()
 
-    def list_repositories(self) -> list[dict[str, Any]]:
-        return [public_repository(r) for r in self.store.catalog.repositories()]
+    async def list_repositories(self) -> list[dict[str, Any]]:
+        """Each repository with what it holds: archives (from the cache), its size on
+        disk (local ones; 0 = not known yet) and when each kind of job last ended well."""
+        out = []
+        for row in self.store.catalog.repositories():
+            last = self.store.jobs.last_finished(row.id)
+            path = local_path(row.url)
+            size = await self.disk_usage.size(path, max(last.values())) if path else 0
+            out.append(
+                {
+                    **public_repository(row),
+                    "archives": self.store.archives.count(row.id),
+                    "size": size,
+                    "last_backup": last["backup"],
+                    "last_prune": last["prune"],
+                    "last_compact": last["compact"],
+                    "last_check": last["check"],
+                }
+            )
+        return out
 
 
 def public_repository(row: Repository) -> dict[str, Any]:

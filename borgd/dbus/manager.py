@@ -110,8 +110,9 @@ class ManagerInterface(ServiceInterface):
 
     @dbus_method()
     @guarded
-    def ListRepositories(self) -> AASV:
-        return [to_variants(r, REPOSITORY_KEYS) for r in self._service.list_repositories()]
+    async def ListRepositories(self) -> AASV:
+        rows = await self._service.list_repositories()
+        return [to_variants(r, REPOSITORY_KEYS) for r in rows]
 
     # -- profiles -----------------------------------------------------------
 

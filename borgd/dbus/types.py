@@ -49,6 +49,12 @@ REPOSITORY_KEYS: dict[str, str] = {
     "has_passphrase": "b",
     "has_passcommand": "b",
     "remote": "b",
+    "archives": "u",
+    "size": "t",
+    "last_backup": "t",
+    "last_prune": "t",
+    "last_compact": "t",
+    "last_check": "t",
 }
 
 PROFILE_KEYS: dict[str, str] = {

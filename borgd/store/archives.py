@@ -120,6 +120,14 @@ class ArchiveCache:
                     values.pop("archive_id")
                 conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == found).values(**values))
 
+    def count(self, repository_id: int) -> int:
+        """The repository's archives, checkpoints not counted."""
+        stmt = select(func.count()).where(
+            ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.checkpoint.is_(False)
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
     def without_figures(self, repository_id: int) -> list[str]:
         """Names of archives whose figures are not known yet (for an `info` of those)."""
         stmt = select(ARCHIVES.c.name).where(

@@ -213,6 +213,27 @@ class JobStore:
             )
         return None if row is None else _row(row)
 
+    def last_finished(self, repository_id: int) -> dict[str, int]:
+        """When each kind of job that changes a repository last ended well on it
+        (type → finished_at, 0 = never); one index seek each."""
+        out: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for job_type in ("init", "backup", "prune", "compact", "check"):
+                out[job_type] = max(
+                    int(
+                        conn.execute(
+                            select(func.max(JOBS.c.finished_at)).where(
+                                JOBS.c.repository_id == repository_id,
+                                JOBS.c.type == job_type,
+                                JOBS.c.status == status,
+                            )
+                        ).scalar_one()
+                        or 0
+                    )
+                    for status in (JobStatus.SUCCEEDED.value, JobStatus.WARNING.value)
+                )
+        return out
+
     def archives_of_repository(self, repository_id: int, limit: int = 200) -> set[str]:
         with self._engine.connect() as conn:
             rows = conn.execute(

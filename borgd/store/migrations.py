@@ -345,7 +345,7 @@ _V3: tuple[Rebuild, ...] = (
     ),
 )
 
-# Version 4: the archive cache (issue "Archives over D-Bus").
+# Version 4: the archive cache, and an index for ListRepositories' last_* times.
 _V4: tuple[str, ...] = (
     """
     CREATE TABLE archives (
@@ -368,6 +368,8 @@ _V4: tuple[str, ...] = (
     )
     """,
     "CREATE INDEX ix_archives_repository_start ON archives (repository_id, start)",
+    "CREATE INDEX ix_jobs_repository_type_status_finished "
+    "ON jobs (repository_id, type, status, finished_at)",
 )
 
 Step = tuple[str, ...] | tuple[Rebuild, ...]

@@ -167,6 +167,10 @@ JOBS = Table(
     Index("ix_jobs_created", "created_at"),
     # "The newest successful backup of a profile" (overdue, ListProfiles, restore).
     Index("ix_jobs_profile_finished", "profile", "finished_at", "id"),
+    # "When did a backup, prune, compact or check last end well here" (ListRepositories).
+    Index(
+        "ix_jobs_repository_type_status_finished", "repository_id", "type", "status", "finished_at"
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
@@ -86,6 +87,17 @@ def test_two_profiles_backups_and_a_prune_list_as_borg_does(
     assert [a["name"] for a in archives(busctl, "r", profile="web")] == [made[4]["archive"]]
     assert len(archives(busctl, "r", profile="home")) == 2
     assert len(archives(busctl, "r", limit=("u", 1))) == 1
+
+    # ListRepositories tells what the repository holds and when each kind of job ended well.
+    (facts,) = busctl("ListRepositories")
+    assert facts["archives"] == len(cached)
+    assert facts["last_backup"] == max(j["finished_at"] for j in made)
+    assert facts["last_prune"] == wait_status(busctl, prune["id"])["finished_at"]
+    assert (facts["last_compact"], facts["last_check"]) == (0, 0)
+    du = int(subprocess.run(["du", "-s", "-B1", str(repo)], capture_output=True,
+                            text=True, check=True).stdout.split()[0])  # fmt: skip
+    data = sum(f.stat().st_size for f in (repo / "data").rglob("*") if f.is_file())
+    assert data <= facts["size"] <= du, (data, facts["size"], du)
 
 
 def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
