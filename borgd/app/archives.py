@@ -50,6 +50,24 @@ class ArchiveCases(UseCaseContext):
         )
         return [archive_dict(a, repo.name) for a in rows]
 
+    def repository_stats(self, repository: str, since: int) -> list[dict[str, Any]]:
+        """One row per backup that made an archive since `since` (µs), oldest first."""
+        check_name("repository", repository)
+        repo = self._repository(repository)
+        return [
+            {
+                "finished_at": job.finished_at,
+                "archive": job.archive,
+                "profile": job.profile,
+                "nfiles": job.nfiles,
+                "original_size": job.original_size,
+                "deduplicated_size": job.deduplicated_size,
+                "duration": job.duration,
+                "repository_size": job.repository_size,
+            }
+            for job in self.store.jobs.backups_since(repo.id, since)
+        ]
+
     def refresh_archives(self, repository: str) -> int:
         check_name("repository", repository)
         repo = self._repository(repository)

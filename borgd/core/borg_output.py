@@ -369,6 +369,14 @@ class ArchiveResult:
     id: str = ""  # borg's archive id (hex)
     start: str = ""  # borg's local, naive ISO time
     end: str = ""
+    repository_size: int = 0  # borg's unique_csize after it: the repository's size
+
+
+def _repository_size(obj: Any) -> int:
+    try:
+        return _int(obj["cache"]["stats"]["unique_csize"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return 0
 
 
 def parse_create_stdout(text: str) -> ArchiveResult | None:
@@ -399,6 +407,7 @@ def parse_create_stdout(text: str) -> ArchiveResult | None:
             id=_str(archive.get("id", "")),
             start=_str(archive.get("start", "")),
             end=_str(archive.get("end", "")),
+            repository_size=_repository_size(obj),
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return None

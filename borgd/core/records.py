@@ -175,6 +175,7 @@ class Job(_Record):
     pid: int
     pid_start_time: int
     log_path: str
+    repository_size: int
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:

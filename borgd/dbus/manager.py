@@ -29,6 +29,7 @@ from borgd.dbus.types import (
     PROFILE_KEYS,
     REPOSITORY_KEYS,
     SCHEDULE_KEYS,
+    STATS_KEYS,
     UPCOMING_KEYS,
     from_variants,
     to_variants,
@@ -212,6 +213,12 @@ class ManagerInterface(ServiceInterface):
     def ListArchives(self, repository: S, filter: ASV) -> AASV:
         rows = self._service.list_archives(repository, from_variants(filter))
         return [to_variants(a, ARCHIVE_KEYS) for a in rows]
+
+    @dbus_method()
+    @guarded
+    def RepositoryStats(self, repository: S, since: T) -> AASV:
+        rows = self._service.repository_stats(repository, since)
+        return [to_variants(r, STATS_KEYS) for r in rows]
 
     @dbus_method()
     @guarded

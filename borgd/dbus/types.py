@@ -118,6 +118,17 @@ ARCHIVE_KEYS: dict[str, str] = {
     "checkpoint": "b",
 }
 
+STATS_KEYS: dict[str, str] = {
+    "finished_at": "t",
+    "archive": "s",
+    "profile": "s",
+    "nfiles": "t",
+    "original_size": "t",
+    "deduplicated_size": "t",
+    "duration": "d",
+    "repository_size": "t",
+}
+
 UPCOMING_KEYS: dict[str, str] = {
     "schedule_id": "t",
     "profile": "s",

@@ -728,6 +728,7 @@ class Executor:
                     deduplicated_size=parsed.deduplicated_size,
                     nfiles=parsed.nfiles,
                     duration=parsed.duration,
+                    repository_size=parsed.repository_size,
                 )
             elif stopped is not None and status is stopped.status:
                 # What exists is the checkpoint (borg names it NAME.checkpoint), or nothing.

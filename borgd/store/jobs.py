@@ -234,6 +234,23 @@ class JobStore:
                 )
         return out
 
+    def backups_since(self, repository_id: int, since: int) -> list[Job]:
+        """A repository's backups that made an archive and ended at `since` or later,
+        oldest first (RepositoryStats)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JOBS)
+                .where(
+                    JOBS.c.repository_id == repository_id,
+                    JOBS.c.type == JobType.BACKUP.value,
+                    JOBS.c.status.in_((JobStatus.SUCCEEDED.value, JobStatus.WARNING.value)),
+                    JOBS.c.finished_at >= since,
+                    JOBS.c.archive != "",
+                )
+                .order_by(JOBS.c.finished_at, JOBS.c.id)
+            ).mappings()
+            return [_row(r) for r in rows]
+
     def archives_of_repository(self, repository_id: int, limit: int = 200) -> set[str]:
         with self._engine.connect() as conn:
             rows = conn.execute(

@@ -368,6 +368,7 @@ _V4: tuple[str, ...] = (
     )
     """,
     "CREATE INDEX ix_archives_repository_start ON archives (repository_id, start)",
+    "ALTER TABLE jobs ADD COLUMN repository_size INTEGER DEFAULT 0 NOT NULL",
     "CREATE INDEX ix_jobs_repository_type_status_finished "
     "ON jobs (repository_id, type, status, finished_at)",
 )

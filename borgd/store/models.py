@@ -147,6 +147,8 @@ JOBS = Table(
     Column("pid", Integer, nullable=False, default=0),
     Column("pid_start_time", Integer, nullable=False, default=0),
     Column("log_path", String, nullable=False, default=""),
+    # A backup's repository size after it (borg's unique_csize), for RepositoryStats.
+    Column("repository_size", Integer, nullable=False, default=0, server_default=text("0")),
     # The store itself guarantees "never two borg processes on one repository".
     Index(
         "ix_jobs_one_running_per_repository",

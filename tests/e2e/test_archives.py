@@ -99,6 +99,16 @@ def test_two_profiles_backups_and_a_prune_list_as_borg_does(
     data = sum(f.stat().st_size for f in (repo / "data").rglob("*") if f.is_file())
     assert data <= facts["size"] <= du, (data, facts["size"], du)
 
+    # RepositoryStats: one row per backup, for a size-over-time chart.
+    rows = busctl("RepositoryStats", "st", "r", 0)
+    assert [(r["archive"], r["profile"], r["nfiles"]) for r in rows] == [
+        (j["archive"], j["profile"], 12) for j in made
+    ]
+    assert all(0 < r["repository_size"] <= facts["size"] for r in rows), rows
+    assert rows[0]["deduplicated_size"] > rows[-1]["deduplicated_size"]  # later ones dedupe
+    later = busctl("RepositoryStats", "st", "r", made[2]["finished_at"])
+    assert [r["archive"] for r in later] == [j["archive"] for j in made[2:]]
+
 
 def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
     start_borgd()
@@ -111,6 +121,7 @@ def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
         ("NotFound", "ListArchives", ["'r'", "{'profile': <'nope'>}"]),
         ("InvalidArgument", "ListArchives", ["'r'", "{'limit': <'many'>}"]),
         ("NotFound", "RefreshArchives", ["'nope'"]),
+        ("NotFound", "RepositoryStats", ["'nope'", "@t 0"]),
         ("InvalidArgument", "StartJob", ["'web'", "'list'", "@a{sv} {}"]),
     ):
         with pytest.raises(BusctlError) as err:

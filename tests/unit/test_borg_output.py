@@ -255,6 +255,7 @@ def test_parse_create_stdout_real() -> None:
         id="d51be34f41806437bca2ef87ffac33166733bd78f451e9fbd9ba437a5fcdefda",
         start="2026-11-22T11:19:10.000000",
         end="2026-11-22T11:19:10.000000",
+        repository_size=13756052,
     )
 
 
