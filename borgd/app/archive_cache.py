@@ -58,6 +58,9 @@ class ArchiveCacheKeeper:
         if job.type is JobType.BACKUP and run.checkpoint:
             self._record_checkpoint(job)
             return
+        if job.type is JobType.DELETE and status in FINISHED_OK:
+            self.store.archives.remove(job.repository_id, job.archive)
+            return
         if job.type is JobType.PRUNE and status in FINISHED_OK:
             self._refresh_after(job)
 

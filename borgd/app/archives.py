@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from borgd import errors
 from borgd.app.context import UseCaseContext
 from borgd.core.jobs import JobType
 from borgd.core.records import Archive
-from borgd.core.validation import ARCHIVE_FILTER, Variant, check_name, check_options
+from borgd.core.validation import (
+    ARCHIVE_FILTER,
+    DELETE_OPTIONS,
+    Variant,
+    check_name,
+    check_options,
+)
 
 
 def archive_dict(archive: Archive, repository: str) -> dict[str, Any]:
@@ -67,6 +74,36 @@ class ArchiveCases(UseCaseContext):
             }
             for job in self.store.jobs.backups_since(repo.id, since)
         ]
+
+    def delete_archive(self, repository: str, archive: str, options: Mapping[str, Variant]) -> int:
+        """Queue a `delete` job for one archive the cache knows.  A profile's newest
+        successful archive is its last good backup: refused unless `force`."""
+        check_name("repository", repository)
+        opts = check_options("DeleteArchive", DELETE_OPTIONS, options)
+        repo = self._repository(repository)
+        known = {a.name: a for a in self.store.archives.query(repo.id, checkpoints=True)}
+        if archive not in known:
+            raise errors.NotFound(
+                f"no archive named {archive!r} in repository {repository!r} "
+                "(RefreshArchives first if it was made outside borgd)"
+            )
+        if not opts.get("force"):
+            for profile in self.store.catalog.profiles(repository_id=repo.id):
+                last = self.store.jobs.last_success(profile.name)
+                if last is not None and last.archive == archive:
+                    raise errors.InvalidState(
+                        f"{archive!r} is the newest successful backup of profile "
+                        f"{profile.name!r}; pass force=true to delete it anyway"
+                    )
+        job = self._queue(
+            JobType.DELETE,
+            profile="",
+            repository=repo.name,
+            repository_id=repo.id,
+            options={"archive": archive},
+            archive=archive,
+        )
+        return int(job.id)
 
     def refresh_archives(self, repository: str) -> int:
         check_name("repository", repository)

@@ -41,6 +41,10 @@ class JobCases(UseCaseContext):
         jtype = check_job_type(job_type)
         if jtype is JobType.LIST:
             raise InvalidArgument("a list job is started with RefreshArchives(repository)")
+        if jtype is JobType.DELETE:
+            raise InvalidArgument(
+                "a delete job is started with DeleteArchive(repository, archive)"
+            )
         opts = check_options("StartJob", START_OPTIONS, options)
         allowed_keys = {
             JobType.RESTORE: {"archive", "destination", "paths"},

@@ -577,6 +577,14 @@ def _list(spec: JobSpec) -> list[str]:
     ]
 
 
+def _delete(spec: JobSpec) -> list[str]:
+    """One archive, never the repository: without an archive name this refuses."""
+    archive = spec.options.archive
+    if not archive:
+        raise ValueError("a delete job needs the archive to delete")
+    return [*_common("delete", spec.repo), "--", _archive_arg(spec.repo, archive)]
+
+
 def _check(spec: JobSpec) -> list[str]:
     o = spec.options
     if o.repository_only and o.archives_only:
@@ -700,6 +708,7 @@ _BUILDERS: dict[JobType, Callable[[JobSpec], list[str]]] = {
     JobType.RESTORE: _restore,
     JobType.INIT: _init,
     JobType.LIST: _list,
+    JobType.DELETE: _delete,
 }
 
 

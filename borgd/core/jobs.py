@@ -19,6 +19,7 @@ class JobType(StrEnum):
     RESTORE = "restore"
     INIT = "init"
     LIST = "list"  # the archive set, for the archive cache (RefreshArchives)
+    DELETE = "delete"  # one archive (DeleteArchive)
 
 
 class JobStatus(StrEnum):

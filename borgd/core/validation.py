@@ -204,6 +204,7 @@ SCHEDULE_OPTIONS: Mapping[str, Kind] = {
     "skip_on_metered": BOOL,
     "enabled": BOOL,
 }
+DELETE_OPTIONS: Mapping[str, Kind] = {"force": BOOL}
 ARCHIVE_FILTER: Mapping[str, Kind] = {"profile": STR, "checkpoints": BOOL, "limit": U32_}
 SCHEDULE_UPDATE_OPTIONS: Mapping[str, Kind] = {**SCHEDULE_OPTIONS, "spec": STR, "action": STR}
 START_OPTIONS: Mapping[str, Kind] = {

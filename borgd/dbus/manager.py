@@ -222,6 +222,11 @@ class ManagerInterface(ServiceInterface):
 
     @dbus_method()
     @guarded
+    def DeleteArchive(self, repository: S, archive: S, options: ASV) -> T:
+        return self._service.delete_archive(repository, archive, from_variants(options))
+
+    @dbus_method()
+    @guarded
     def RefreshArchives(self, repository: S) -> T:
         return self._service.refresh_archives(repository)
 

@@ -741,8 +741,8 @@ class Executor:
                     f"borg exited with code {result.returncode} but reported no archive "
                     f"({out.last_error or 'it printed no result'}); no backup was made"
                 )
-        elif job_type is JobType.RESTORE:
-            archive = spec.options.archive or ""
+        elif job_type in (JobType.RESTORE, JobType.DELETE):
+            archive = spec.options.archive or ""  # the archive restored, or deleted
         elif job_type is JobType.LIST and status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
             try:
                 run.listed = archives.parse_archive_info(result.stdout, _local_zone())

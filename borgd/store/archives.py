@@ -120,6 +120,15 @@ class ArchiveCache:
                     values.pop("archive_id")
                 conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == found).values(**values))
 
+    def remove(self, repository_id: int, name: str) -> None:
+        """An archive borgd deleted."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                delete(ARCHIVES).where(
+                    ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == name
+                )
+            )
+
     def count(self, repository_id: int) -> int:
         """The repository's archives, checkpoints not counted."""
         stmt = select(func.count()).where(

@@ -110,6 +110,34 @@ def test_two_profiles_backups_and_a_prune_list_as_borg_does(
     assert [r["archive"] for r in later] == [j["archive"] for j in made[2:]]
 
 
+def test_delete_refuses_a_profiles_newest_archive_unless_forced(
+    start_borgd, busctl, gdbus, session_env, tmp_path
+):
+    start_borgd()
+    repo = tmp_path / "repo"
+    init_repo(busctl, "r", repo)
+    add_profile(busctl, "web", "r", [make_tree(tmp_path / "src", 3)])
+    old, new = backup(busctl, "web"), backup(busctl, "web")
+
+    with pytest.raises(BusctlError) as err:
+        gdbus("DeleteArchive", "'r'", f"'{new['archive']}'", "@a{sv} {}")
+    assert err.value.name == "org.borgd1.Error.InvalidState", err.value
+    assert "newest successful backup of profile 'web'" in err.value.text
+    assert {a["name"] for a in archives(busctl, "r")} == {old["archive"], new["archive"]}
+
+    gone = wait_status(busctl, busctl("DeleteArchive", "ssa{sv}", "r", old["archive"], 0))
+    assert (gone["status"], gone["type"], gone["archive"]) == (
+        "succeeded",
+        "delete",
+        old["archive"],
+    ), gone
+    assert [a["name"] for a in archives(busctl, "r")] == [new["archive"]]
+    forced = busctl("DeleteArchive", "ssa{sv}", "r", new["archive"], *asv(force=True))
+    assert wait_status(busctl, forced)["status"] == "succeeded"
+    assert archives(busctl, "r") == []
+    assert borg_json("list", str(repo), env=borg_env(session_env))["archives"] == []
+
+
 def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
     start_borgd()
     init_repo(busctl, "r", tmp_path / "repo")
@@ -122,6 +150,9 @@ def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
         ("InvalidArgument", "ListArchives", ["'r'", "{'limit': <'many'>}"]),
         ("NotFound", "RefreshArchives", ["'nope'"]),
         ("NotFound", "RepositoryStats", ["'nope'", "@t 0"]),
+        ("NotFound", "DeleteArchive", ["'r'", "'no-such-archive'", "@a{sv} {}"]),
+        ("InvalidArgument", "DeleteArchive", ["'r'", "'x'", "{'forse': <true>}"]),
+        ("InvalidArgument", "StartJob", ["'web'", "'delete'", "@a{sv} {}"]),
         ("InvalidArgument", "StartJob", ["'web'", "'list'", "@a{sv} {}"]),
     ):
         with pytest.raises(BusctlError) as err:

@@ -126,6 +126,11 @@ ARGV_TABLE: list[tuple[str, JobSpec, tuple[str, ...]]] = [
          "--", "/srv/borg/main"),
     ),
     (
+        "delete: one archive, after --",
+        spec(JobType.DELETE, profile=None, archive="web-{1}"),
+        ("borg", "delete", "--log-json", "--progress", "--", "/srv/borg/main::web-{{1}}"),
+    ),
+    (
         "check, full",
         spec(JobType.CHECK, profile=None),
         ("borg", "check", "--log-json", "--progress", "--", "/srv/borg/main"),
