@@ -37,6 +37,7 @@ from borgd.dbus.jobs import JobObjects
 from borgd.dbus.manager import MANAGER_PATH, ManagerInterface
 from borgd.dbus.publisher import DbusPublisher
 from borgd.events import Events
+from borgd.execution.archive_reader import ArchiveReader
 from borgd.execution.borg_tool import BorgLocator, BorgNotFound
 from borgd.execution.executor import Executor
 from borgd.execution.retention import Retention, RetentionRunner
@@ -279,6 +280,9 @@ class Daemon:
             delete_secret=secrets.delete,
             profiles_changed=scheduling.profiles_changed,
             repositories_changed=scheduling.secret_watcher.kick,
+            archive_reader=ArchiveReader(
+                borg=borg, passphrase=passphrase, base_env=os.environ, cache_dir=paths.cache
+            ),
         )
 
         notifier.status("recovering")

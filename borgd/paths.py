@@ -15,6 +15,7 @@ from pathlib import Path
 class Paths:
     state: Path
     config: Path
+    cache: Path = Path("/nonexistent")  # archive listings: rebuilt from borg when lost
 
     @property
     def store(self) -> Path:
@@ -34,4 +35,5 @@ class Paths:
         home = Path(env.get("HOME") or Path.home())
         state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
         config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
-        return cls(state=state / "borgd", config=config / "borgd")
+        cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
+        return cls(state=state / "borgd", config=config / "borgd", cache=cache / "borgd")

@@ -7,20 +7,28 @@ borg again with a `list` job in the repository's lane.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from borgd import errors
 from borgd.app.context import UseCaseContext
-from borgd.core.jobs import JobType
-from borgd.core.records import Archive
+from borgd.core.jobs import JobStatus, JobType
+from borgd.core.records import Archive, Repository
 from borgd.core.validation import (
     ARCHIVE_FILTER,
+    CONTENTS_OPTIONS,
     DELETE_OPTIONS,
+    DIFF_OPTIONS,
     Variant,
     check_name,
     check_options,
 )
+from borgd.execution import listings
+from borgd.execution.archive_reader import ArchiveReader
+from borgd.offloop import call_with_timeout
+from borgd.store.jobs import JobFilter
 
 
 def archive_dict(archive: Archive, repository: str) -> dict[str, Any]:
@@ -42,7 +50,91 @@ def archive_dict(archive: Archive, repository: str) -> dict[str, Any]:
     }
 
 
+PAGE_DEFAULT = 1000
+PAGE_MAX = 10_000
+READ_TIMEOUT_S = 10.0  # one page of a listing file: milliseconds
+# Job types whose borg holds the repository's exclusive lock for its whole run.
+EXCLUSIVE = (JobType.BACKUP, JobType.PRUNE, JobType.COMPACT, JobType.CHECK, JobType.DELETE)
+
+
+def _page(opts: Mapping[str, Any]) -> tuple[int, int]:
+    limit = opts.get("limit", 0) or PAGE_DEFAULT
+    if limit > PAGE_MAX:
+        raise errors.InvalidArgument(f"limit is at most {PAGE_MAX}, not {limit}")
+    return opts.get("offset", 0), limit
+
+
 class ArchiveCases(UseCaseContext):
+    def _archive(self, repo: Repository, name: str) -> Archive:
+        for a in self.store.archives.query(repo.id, checkpoints=True):
+            if a.name == name:
+                return a
+        raise errors.NotFound(
+            f"no archive named {name!r} in repository {repo.name!r} "
+            "(RefreshArchives first if it was made outside borgd)"
+        )
+
+    def _reader(self) -> ArchiveReader:
+        if self.archive_reader is None:
+            raise errors.Unavailable("this borgd cannot read archives")
+        return self.archive_reader
+
+    def _lane_free(self, repo: Repository, what: str) -> None:
+        """borg would wait for the lock past the client's timeout: say who holds it."""
+        running = self.store.jobs.query(
+            JobFilter(repositories=(repo.name,), statuses=(JobStatus.RUNNING.value,))
+        )
+        for job in running:
+            if job.type in EXCLUSIVE:
+                raise errors.Unavailable(
+                    f"repository {repo.name!r} is busy: {job.type.value} job {job.id} holds "
+                    f"borg's lock; {what} once it has finished"
+                )
+
+    async def list_archive_contents(
+        self, repository: str, archive: str, path: str, options: Mapping[str, Variant]
+    ) -> list[dict[str, Any]]:
+        check_name("repository", repository)
+        opts = check_options("ListArchiveContents", CONTENTS_OPTIONS, options)
+        offset, limit = _page(opts)
+        repo = self._repository(repository)
+        row = self._archive(repo, archive)
+        reader = self._reader()
+        key = row.archive_id or hashlib.sha256(f"{repo.url}::{archive}".encode()).hexdigest()
+        listing = reader.listing_path(key)
+        if not listing.exists():
+            self._lane_free(repo, "list its archives' contents")
+            listing = await reader.listing(repo.config(), archive, key)
+        read = functools.partial(
+            listings.read_page,
+            listing,
+            path,
+            recursive=bool(opts.get("recursive", False)),
+            pattern=opts.get("pattern", ""),
+            offset=offset,
+            limit=limit,
+        )
+        try:
+            return await call_with_timeout(read, READ_TIMEOUT_S, "listing-page")
+        except TimeoutError:
+            raise errors.Unavailable("reading the listing timed out") from None
+
+    async def diff_archives(
+        self, repository: str, archive1: str, archive2: str, options: Mapping[str, Variant]
+    ) -> list[dict[str, Any]]:
+        check_name("repository", repository)
+        opts = check_options("DiffArchives", DIFF_OPTIONS, options)
+        offset, limit = _page(opts)
+        repo = self._repository(repository)
+        self._archive(repo, archive1)
+        self._archive(repo, archive2)
+        self._lane_free(repo, "compare its archives")
+        found = await self._reader().diff(repo.config(), archive1, archive2, opts.get("path", ""))
+        return [
+            {"path": d.path, "changes": list(d.changes), "size_delta": d.size_delta}
+            for d in found[offset : offset + limit]
+        ]
+
     def list_archives(self, repository: str, flt: Mapping[str, Variant]) -> list[dict[str, Any]]:
         check_name("repository", repository)
         opts = check_options("ListArchives filter", ARCHIVE_FILTER, flt)

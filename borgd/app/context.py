@@ -12,6 +12,7 @@ from borgd.clock import Clock
 from borgd.core.jobs import JobType, Trigger
 from borgd.core.records import Job, Profile, Repository
 from borgd.events import Events
+from borgd.execution.archive_reader import ArchiveReader
 from borgd.execution.executor import Executor
 from borgd.store import Store
 from borgd.store.catalog import NotFound
@@ -38,6 +39,7 @@ class UseCaseContext:
         profiles_changed: Callable[[], None] = lambda: None,
         repositories_changed: Callable[[], None] = lambda: None,
         disk_usage: DiskUsage | None = None,
+        archive_reader: ArchiveReader | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -52,6 +54,8 @@ class UseCaseContext:
         self.on_repositories_changed = repositories_changed
         # Local repositories' size on disk, measured off the loop (ListRepositories).
         self.disk_usage = disk_usage or DiskUsage()
+        # borg's read-only archive commands (ListArchiveContents, DiffArchives).
+        self.archive_reader = archive_reader
 
     def _repository(self, name: str) -> Repository:
         try:

@@ -67,6 +67,8 @@ __all__ = [
     "borg_env",
     "build_argv",
     "checkpoint_base",
+    "contents_argv",
+    "diff_argv",
     "extract_cwd",
     "is_checkpoint",
     "render_archive_name",
@@ -662,8 +664,24 @@ def _restore(spec: JobSpec) -> list[str]:
         *_common("extract", spec.repo),
         "--",
         _archive_arg(spec.repo, archive),
-        *(_archive_path(p) for p in spec.options.paths),
+        *(arg for p in spec.options.paths for arg in _restore_args(p)),
     ]
+
+
+def _restore_args(path: str) -> list[str]:
+    """A restore path as borg's extract takes it.
+
+    borg lists a name that is not UTF-8 with ``?`` for each undecodable byte, so
+    a path taken from ListArchiveContents may not match as written.  Such a path
+    becomes one regular expression in which ``?`` matches that one byte, for the
+    path and anything below it (a folder); a sibling whose name has the same
+    shape at that place matches too.
+    """
+    stripped = _archive_path(path)
+    if "?" not in stripped:
+        return [stripped]
+    shape = "[^/]".join(re.escape(part) for part in stripped.split("?"))
+    return [f"re:^{shape}(/.*)?$"]
 
 
 def _archive_path(path: str) -> str:
@@ -712,12 +730,44 @@ _BUILDERS: dict[JobType, Callable[[JobSpec], list[str]]] = {
 }
 
 
-def build_argv(
-    spec: JobSpec, *, borg: str = "borg", version: tuple[int, int, int] = (1, 4, 0)
-) -> tuple[str, ...]:
-    """The full argv (``borg`` first) for one job; ValueError with a human message if invalid."""
+def _check_version(version: tuple[int, int, int]) -> None:
     low, high = SUPPORTED_VERSIONS
     if not low <= tuple(version) < high:
         shown = ".".join(map(str, version))
         raise ValueError(f"borg {shown} is not supported (borgd needs borg 1.2 to 1.4)")
+
+
+def build_argv(
+    spec: JobSpec, *, borg: str = "borg", version: tuple[int, int, int] = (1, 4, 0)
+) -> tuple[str, ...]:
+    """The full argv (``borg`` first) for one job; ValueError with a human message if invalid."""
+    _check_version(version)
     return (borg, *_BUILDERS[spec.type](spec))
+
+
+def contents_argv(
+    repo: RepoConfig, archive: str, *, borg: str, version: tuple[int, int, int]
+) -> tuple[str, ...]:
+    """Every item of one archive, one JSON object per line (ListArchiveContents)."""
+    _check_version(version)
+    return (borg, "list", "--json-lines", "--", _archive_arg(repo, archive))
+
+
+def diff_argv(
+    repo: RepoConfig,
+    archive1: str,
+    archive2: str,
+    path: str,
+    *,
+    borg: str,
+    version: tuple[int, int, int],
+) -> tuple[str, ...]:
+    """What changed from `archive1` to `archive2`, below `path` if given (DiffArchives)."""
+    _check_version(version)
+    if not archive2 or "/" in archive2 or "::" in archive2:
+        raise ValueError(f"invalid archive name {archive2!r}")
+    # ARCHIVE2 is a bare name: borg expands no placeholders in it.
+    argv = [borg, "diff", "--json-lines", "--", _archive_arg(repo, archive1), archive2]
+    if path:
+        argv.append(_archive_path(path))
+    return tuple(argv)

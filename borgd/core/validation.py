@@ -205,6 +205,13 @@ SCHEDULE_OPTIONS: Mapping[str, Kind] = {
     "enabled": BOOL,
 }
 DELETE_OPTIONS: Mapping[str, Kind] = {"force": BOOL}
+CONTENTS_OPTIONS: Mapping[str, Kind] = {
+    "recursive": BOOL,
+    "pattern": STR,
+    "offset": U32_,
+    "limit": U32_,
+}
+DIFF_OPTIONS: Mapping[str, Kind] = {"path": STR, "offset": U32_, "limit": U32_}
 ARCHIVE_FILTER: Mapping[str, Kind] = {"profile": STR, "checkpoints": BOOL, "limit": U32_}
 SCHEDULE_UPDATE_OPTIONS: Mapping[str, Kind] = {**SCHEDULE_OPTIONS, "spec": STR, "action": STR}
 START_OPTIONS: Mapping[str, Kind] = {

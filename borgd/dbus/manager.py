@@ -25,6 +25,8 @@ from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import (
     ARCHIVE_KEYS,
+    DIFF_KEYS,
+    ENTRY_KEYS,
     JOB_KEYS,
     PROFILE_KEYS,
     REPOSITORY_KEYS,
@@ -219,6 +221,22 @@ class ManagerInterface(ServiceInterface):
     def RepositoryStats(self, repository: S, since: T) -> AASV:
         rows = self._service.repository_stats(repository, since)
         return [to_variants(r, STATS_KEYS) for r in rows]
+
+    @dbus_method()
+    @guarded
+    async def ListArchiveContents(self, repository: S, archive: S, path: S, options: ASV) -> AASV:
+        rows = await self._service.list_archive_contents(
+            repository, archive, path, from_variants(options)
+        )
+        return [to_variants(r, ENTRY_KEYS) for r in rows]
+
+    @dbus_method()
+    @guarded
+    async def DiffArchives(self, repository: S, archive1: S, archive2: S, options: ASV) -> AASV:
+        rows = await self._service.diff_archives(
+            repository, archive1, archive2, from_variants(options)
+        )
+        return [to_variants(r, DIFF_KEYS) for r in rows]
 
     @dbus_method()
     @guarded

@@ -118,6 +118,19 @@ ARCHIVE_KEYS: dict[str, str] = {
     "checkpoint": "b",
 }
 
+ENTRY_KEYS: dict[str, str] = {
+    "path": "s",
+    "type": "s",
+    "size": "t",
+    "mtime": "t",
+    "mode": "u",
+    "user": "s",
+    "group": "s",
+    "target": "s",
+}
+
+DIFF_KEYS: dict[str, str] = {"path": "s", "changes": "as", "size_delta": "x"}
+
 STATS_KEYS: dict[str, str] = {
     "finished_at": "t",
     "archive": "s",
@@ -136,7 +149,7 @@ UPCOMING_KEYS: dict[str, str] = {
     "scheduled_for": "t",
 }
 
-_DEFAULTS = {"s": "", "t": 0, "u": 0, "i": 0, "d": 0.0, "b": False, "as": []}
+_DEFAULTS = {"s": "", "t": 0, "u": 0, "i": 0, "x": 0, "d": 0.0, "b": False, "as": []}
 
 
 def _coerce(sig: str, value: Any) -> Any:
@@ -144,7 +157,7 @@ def _coerce(sig: str, value: Any) -> Any:
         return _DEFAULTS[sig]
     if sig in ("t", "u"):
         return max(0, int(value))
-    if sig == "i":
+    if sig in ("i", "x"):
         return int(value)
     if sig == "d":
         return float(value)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import filecmp
+import json
+import os
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import BusctlError, borg_json, make_tree, wait_until
-from tests.e2e.jobs_helpers import asv
+from tests.e2e.jobs_helpers import asv, sparse_tree, wait_running
 from tests.reliability.helpers import (
     add_profile,
     all_jobs,
@@ -159,3 +164,128 @@ def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
             gdbus(member, *args)
         assert err.value.name == f"org.borgd1.Error.{error}", (member, args, err.value)
     assert all_jobs(busctl) == jobs_before
+
+
+def contents(busctl, repository: str, archive: str, path: str, **opts: Any) -> list[dict]:
+    rows = busctl("ListArchiveContents", "sssa{sv}", repository, archive, path, *asv(**opts))
+    return rows if isinstance(rows, list) else [rows] if rows else []
+
+
+def odd_tree(root: Path) -> Path:
+    """Nested folders, a symlink, names with spaces and one with a byte that is not UTF-8."""
+    (root / "docs" / "sub").mkdir(parents=True)
+    (root / "with space").mkdir()
+    (root / "docs" / "a.txt").write_bytes(os.urandom(3000))
+    (root / "docs" / "sub" / "b.txt").write_text("beta\n")
+    (root / "with space" / "f 1.txt").write_bytes(os.urandom(5000))
+    (root / "link").symlink_to("docs/a.txt")
+    with open(os.path.join(os.fsencode(root), b"raw-\xff.bin"), "wb") as f:
+        f.write(os.urandom(700))
+    for i in range(25):
+        (root / "docs" / f"n{i:02}.dat").write_bytes(b"x" * i)
+    return root
+
+
+def test_browse_page_restore_and_diff(start_borgd, busctl, session_env, tmp_path):
+    start_borgd()
+    repo = tmp_path / "repo"
+    init_repo(busctl, "r", repo)
+    src = odd_tree(tmp_path / "src")
+    add_profile(busctl, "web", "r", [src])
+    first = backup(busctl, "web")
+    env = borg_env(session_env)
+    truth = [
+        json.loads(line)["path"]
+        for line in borg_run(
+            "list", "--json-lines", f"{repo}::{first['archive']}", env=env
+        ).stdout.splitlines()
+    ]
+    top = src.relative_to("/").as_posix()
+
+    # Folders borg did not store are there to walk down from the top.
+    parts = top.split("/")
+    assert [e["path"] for e in contents(busctl, "r", first["archive"], "")] == [parts[0]]
+    here = contents(busctl, "r", first["archive"], top)
+    assert {e["path"].rsplit("/", 1)[1] for e in here} == {
+        "docs", "with space", "link", "raw-?.bin",
+    }  # fmt: skip
+    link = next(e for e in here if e["path"].endswith("/link"))
+    assert (link["type"], link["target"]) == ("l", "docs/a.txt")
+    a = contents(busctl, "r", first["archive"], f"{top}/docs", pattern="*/a.txt")[0]
+    assert (a["type"], a["size"], a["mode"] & 0o777) == (
+        "-",
+        3000,
+        (src / "docs/a.txt").stat().st_mode & 0o777,
+    )
+
+    # Paging a recursive listing covers every entry exactly once.
+    seen: list[str] = []
+    offset = 0
+    while page := contents(
+        busctl, "r", first["archive"], top, recursive=True, offset=("u", offset), limit=("u", 7)
+    ):
+        seen += [e["path"] for e in page]
+        offset += len(page)
+    assert sorted(seen) == sorted(p for p in truth if p.startswith(f"{top}/"))
+    assert len(seen) == len(set(seen))
+
+    # A path taken from the listing restores byte-identical, spaces and odd bytes included.
+    listed = [e["path"] for e in here if e["path"].endswith(("with space", "raw-?.bin"))]
+    dest = tmp_path / "restored"
+    done = wait_status(busctl, busctl(
+        "StartJob", "ssa{sv}", "web", "restore",
+        *asv(destination=str(dest), archive=first["archive"], paths=listed),
+    ))  # fmt: skip
+    assert done["status"] == "succeeded", done
+    assert filecmp.cmp(
+        src / "with space" / "f 1.txt", dest / top / "with space" / "f 1.txt", shallow=False
+    )
+    raw = b"raw-\xff.bin"
+    assert filecmp.cmp(
+        os.path.join(os.fsencode(dest / top), raw), os.path.join(os.fsencode(src), raw), False
+    )
+
+    # Diff: added, removed, modified.
+    (src / "new.txt").write_text("new\n")
+    (src / "docs" / "sub" / "b.txt").unlink()
+    with open(src / "docs" / "a.txt", "ab") as f:
+        f.write(os.urandom(4000))
+    second = backup(busctl, "web")
+    diff = busctl("DiffArchives", "sssa{sv}", "r", first["archive"], second["archive"], 0)
+    by_path = {d["path"]: d for d in diff}
+    assert "added" in by_path[f"{top}/new.txt"]["changes"]
+    assert by_path[f"{top}/new.txt"]["size_delta"] == 4
+    assert "removed" in by_path[f"{top}/docs/sub/b.txt"]["changes"]
+    assert "modified" in by_path[f"{top}/docs/a.txt"]["changes"]
+    assert by_path[f"{top}/docs/a.txt"]["size_delta"] > 0
+    paged = busctl(
+        "DiffArchives", "sssa{sv}", "r", first["archive"], second["archive"], *asv(limit=("u", 1))
+    )
+    assert len(paged if isinstance(paged, list) else [paged]) == 1
+
+
+def test_a_busy_repository_answers_unavailable_naming_the_job_at_once(
+    start_borgd, busctl, gdbus, tmp_path
+):
+    start_borgd()
+    init_repo(busctl, "r", tmp_path / "repo")
+    add_profile(busctl, "small", "r", [make_tree(tmp_path / "src", 3)])
+    add_profile(busctl, "big", "r", [sparse_tree(tmp_path / "big", 300, 200)])
+    first = backup(busctl, "small")
+    running = start_job(busctl, "big")
+    wait_running(busctl, running)
+    for member, args in (
+        ("ListArchiveContents", ["'r'", f"'{first['archive']}'", "''", "@a{sv} {}"]),
+        ("DiffArchives", ["'r'", f"'{first['archive']}'", f"'{first['archive']}'", "@a{sv} {}"]),
+    ):
+        asked = time.monotonic()
+        with pytest.raises(BusctlError) as err:
+            gdbus(member, *args)
+        # gdbus itself takes ~0.1 s; borg would wait for the lock much longer.
+        assert time.monotonic() - asked < 1.0, member
+        assert err.value.name == "org.borgd1.Error.Unavailable", err.value
+        assert f"backup job {running} holds borg's lock" in err.value.text, err.value.text
+    # ListArchives answers from the cache meanwhile.
+    assert [a["name"] for a in archives(busctl, "r")] == [first["archive"]]
+    busctl("CancelJob", "t", running)
+    wait_status(busctl, running)

@@ -594,3 +594,10 @@ def test_checkpoint_base_is_the_archive_a_checkpoint_stands_in_for() -> None:
     assert checkpoint_base("web-1.checkpoint") == "web-1"
     assert checkpoint_base("web-1.checkpoint.2") == "web-1"
     assert checkpoint_base("web-1.2") == "web-1.2"
+
+
+def test_a_listed_path_with_undecodable_bytes_restores_through_a_pattern() -> None:
+    argv = build_argv(
+        spec(JobType.RESTORE, archive="a", destination="/tmp/out", paths=("/s/raw-?.bin", "s/ok"))
+    )
+    assert argv[-2:] == (r"re:^s/raw\-[^/]\.bin(/.*)?$", "s/ok")
