@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from borgd import errors
-from borgd.app.context import UseCaseContext
+from borgd.app.jobs import JobCases
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.records import Archive, Repository
 from borgd.core.validation import (
@@ -21,6 +22,7 @@ from borgd.core.validation import (
     CONTENTS_OPTIONS,
     DELETE_OPTIONS,
     DIFF_OPTIONS,
+    MOUNT_OPTIONS,
     Variant,
     check_name,
     check_options,
@@ -64,7 +66,7 @@ def _page(opts: Mapping[str, Any]) -> tuple[int, int]:
     return opts.get("offset", 0), limit
 
 
-class ArchiveCases(UseCaseContext):
+class ArchiveCases(JobCases):
     def _archive(self, repo: Repository, name: str) -> Archive:
         for a in self.store.archives.query(repo.id, checkpoints=True):
             if a.name == name:
@@ -196,6 +198,49 @@ class ArchiveCases(UseCaseContext):
             archive=archive,
         )
         return int(job.id)
+
+    def mount_archive(
+        self, repository: str, archive: str, mountpoint: str, options: Mapping[str, Variant]
+    ) -> int:
+        """Queue a `mount` job: it runs (holding the lane) for as long as it is mounted."""
+        check_name("repository", repository)
+        check_options("MountArchive", MOUNT_OPTIONS, options)
+        repo = self._repository(repository)
+        if archive:
+            self._archive(repo, archive)
+        if not mountpoint:
+            runtime = os.environ.get("XDG_RUNTIME_DIR")
+            if not runtime:
+                raise errors.InvalidArgument(
+                    "give a mount point: $XDG_RUNTIME_DIR, where the default is, is not set"
+                )
+            mountpoint = os.path.join(runtime, "borgd", "mnt", repo.name, archive)
+        if not os.path.isabs(mountpoint) or "\0" in mountpoint:
+            raise errors.InvalidArgument(
+                f"the mount point must be an absolute path: {mountpoint!r}"
+            )
+        mountpoint = os.path.normpath(mountpoint)
+        for job in self.store.jobs.query(
+            JobFilter(types=(JobType.MOUNT.value,), statuses=("queued", "running"))
+        ):
+            if job.options.get("destination") == mountpoint:
+                raise errors.AlreadyExists(f"job {job.id} mounts at {mountpoint} already")
+        job = self._queue(
+            JobType.MOUNT,
+            profile="",
+            repository=repo.name,
+            repository_id=repo.id,
+            options={"archive": archive, "destination": mountpoint},
+            archive=archive,
+        )
+        return int(job.id)
+
+    def unmount_archive(self, job_id: int) -> None:
+        """End a mount job (as CancelJob does; the job then reads `unmounted by request`)."""
+        job = self._job(job_id)
+        if job.type is not JobType.MOUNT:
+            raise errors.InvalidArgument(f"job {job_id} is a {job.type.value} job, not a mount")
+        self.cancel_job(job_id)
 
     def refresh_archives(self, repository: str) -> int:
         check_name("repository", repository)

@@ -39,12 +39,13 @@ class JobCases(UseCaseContext):
     def start_job(self, profile: str, job_type: str, options: Mapping[str, Variant]) -> int:
         check_name("profile", profile)
         jtype = check_job_type(job_type)
-        if jtype is JobType.LIST:
-            raise InvalidArgument("a list job is started with RefreshArchives(repository)")
-        if jtype is JobType.DELETE:
-            raise InvalidArgument(
-                "a delete job is started with DeleteArchive(repository, archive)"
-            )
+        elsewhere = {
+            JobType.LIST: "RefreshArchives(repository)",
+            JobType.DELETE: "DeleteArchive(repository, archive, options)",
+            JobType.MOUNT: "MountArchive(repository, archive, mountpoint, options)",
+        }
+        if jtype in elsewhere:
+            raise InvalidArgument(f"a {jtype.value} job is started with {elsewhere[jtype]}")
         opts = check_options("StartJob", START_OPTIONS, options)
         allowed_keys = {
             JobType.RESTORE: {"archive", "destination", "paths"},

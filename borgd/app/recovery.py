@@ -3,7 +3,8 @@
 Each `running` row names a pid and that process's start time.  A borg of
 ours that outlived the daemon (it runs in its own session) is stopped (SIGINT
 first for a backup, so it writes a checkpoint); a pid now used by another
-process (same pid, other start time) is left alone.  The row becomes
+process (same pid, other start time) is left alone.  A mount is unmounted
+first (a signal would leave it behind, dead), and detached if its borg is gone.  The row becomes
 `interrupted`; a backup started by a schedule (or its catch-up) that a crash
 or a clean stop interrupted is queued again once, with trigger `recovery`
 (a manual or requeued run is the user's
@@ -24,7 +25,7 @@ from borgd.clock import Clock
 from borgd.core.jobs import JobStatus, JobType, SkipReason, Trigger
 from borgd.core.records import Job
 from borgd.events import Events
-from borgd.execution.runner import process_matches
+from borgd.execution.runner import is_mounted, process_matches, unmount
 from borgd.store import Store
 from borgd.store.jobs import StaleState
 
@@ -64,9 +65,14 @@ async def recover(store: Store, events: Events, clock: Clock) -> list[Job]:
     requeued: list[Job] = []
     interrupted: set[int] = set()
     for row in store.jobs.with_status(JobStatus.RUNNING):
+        mountpoint = row.options.get("destination") if row.type == JobType.MOUNT.value else None
+        if mountpoint and process_matches(row.pid, row.pid_start_time):
+            await unmount(mountpoint)  # a mount's borg then exits by itself
         if process_matches(row.pid, row.pid_start_time):
             log.warning("recovery.stopping_orphan", job_id=row.id, pid=row.pid)
             await _stop_orphan(row.pid, row.pid_start_time, row.type)
+        if mountpoint and is_mounted(mountpoint):
+            await unmount(mountpoint, lazy=True)  # no stale FUSE mount survives a crash
         try:
             store.jobs.transition(
                 row.id,

@@ -15,5 +15,5 @@ from borgd.app.profiles import ProfileCases
 from borgd.app.repositories import RepositoryCases
 
 
-class Service(RepositoryCases, ProfileCases, JobCases, ArchiveCases):
+class Service(RepositoryCases, ProfileCases, ArchiveCases, JobCases):
     """Every use case; construct it with the `UseCaseContext` arguments."""

@@ -587,6 +587,16 @@ def _delete(spec: JobSpec) -> list[str]:
     return [*_common("delete", spec.repo), "--", _archive_arg(spec.repo, archive)]
 
 
+def _mount(spec: JobSpec) -> list[str]:
+    """In the foreground: the job runs while mounted, and unmounting ends it."""
+    mountpoint = spec.options.destination
+    if not mountpoint or not mountpoint.startswith("/"):
+        raise ValueError("a mount needs an absolute mount point")
+    archive = spec.options.archive
+    location = _archive_arg(spec.repo, archive) if archive else _repo_arg(spec.repo)
+    return [*_common("mount", spec.repo), "--foreground", "--", location, mountpoint]
+
+
 def _check(spec: JobSpec) -> list[str]:
     o = spec.options
     if o.repository_only and o.archives_only:
@@ -727,6 +737,7 @@ _BUILDERS: dict[JobType, Callable[[JobSpec], list[str]]] = {
     JobType.INIT: _init,
     JobType.LIST: _list,
     JobType.DELETE: _delete,
+    JobType.MOUNT: _mount,
 }
 
 

@@ -20,6 +20,7 @@ class JobType(StrEnum):
     INIT = "init"
     LIST = "list"  # the archive set, for the archive cache (RefreshArchives)
     DELETE = "delete"  # one archive (DeleteArchive)
+    MOUNT = "mount"  # an archive or the repository as files, running while mounted
 
 
 class JobStatus(StrEnum):

@@ -205,6 +205,7 @@ SCHEDULE_OPTIONS: Mapping[str, Kind] = {
     "enabled": BOOL,
 }
 DELETE_OPTIONS: Mapping[str, Kind] = {"force": BOOL}
+MOUNT_OPTIONS: Mapping[str, Kind] = {}
 CONTENTS_OPTIONS: Mapping[str, Kind] = {
     "recursive": BOOL,
     "pattern": STR,

@@ -240,6 +240,16 @@ class ManagerInterface(ServiceInterface):
 
     @dbus_method()
     @guarded
+    def MountArchive(self, repository: S, archive: S, mountpoint: S, options: ASV) -> T:
+        return self._service.mount_archive(repository, archive, mountpoint, from_variants(options))
+
+    @dbus_method()
+    @guarded
+    def UnmountArchive(self, job_id: T) -> NONE:
+        self._service.unmount_archive(job_id)
+
+    @dbus_method()
+    @guarded
     def DeleteArchive(self, repository: S, archive: S, options: ASV) -> T:
         return self._service.delete_archive(repository, archive, from_variants(options))
 

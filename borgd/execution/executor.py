@@ -265,17 +265,28 @@ class Executor:
     def _dispatch(self, tg: anyio.abc.TaskGroup) -> None:
         if not self._accepting:
             return
-        busy = {run.repository_id for run in self.active.values()}
+        busy = {run.repository_id: run.job_type for run in self.active.values()}
         for row in self.store.jobs.queued_in_lane_order():
-            if len(self.active) >= self.max_parallel:
+            # A mount holds its lane for as long as it is mounted, not a global slot.
+            working = [r for r in self.active.values() if r.job_type is not JobType.MOUNT]
+            if len(working) >= self.max_parallel:
                 break
             if row.repository_id in busy:
+                if busy[row.repository_id] is JobType.MOUNT:
+                    self._blocked(row, "archives-mounted")
                 continue
-            busy.add(row.repository_id)
+            busy[row.repository_id] = JobType(row.type)
             run = ActiveRun(row.id, row.repository_id, JobType(row.type))
             self.active[row.id] = run
             tg.start_soon(self._run, row, run)
         self.on_active_changed(len(self.active))
+
+    def _blocked(self, row: Job, reason: str) -> None:
+        """Say why a queued job waits (once)."""
+        if row.blocked_by == reason:
+            return
+        self.store.jobs.update_fields(row.id, blocked_by=reason)
+        self.events.job_changed(row.id, {"blocked_by": reason}, row.but(blocked_by=reason))
 
     def cancel_running(self, job_id: int) -> bool:
         """Ask a running job to stop; returns False when it is not running here."""
@@ -385,7 +396,11 @@ class Executor:
             return
         try:
             row = self._change(
-                job_id, JobStatus.RUNNING, started_at=self.clock(), log_path=str(path)
+                job_id,
+                JobStatus.RUNNING,
+                started_at=self.clock(),
+                log_path=str(path),
+                **({"blocked_by": ""} if row.blocked_by else {}),
             )
         except LOST_RACE:
             return  # cancelled meanwhile, or the repository is busy: nothing runs twice
@@ -626,6 +641,11 @@ class Executor:
             cwd = borg_argv.extract_cwd(spec) if job_type is JobType.RESTORE else None
         except ValueError as exc:
             return _failed(str(exc))
+        mountpoint = spec.options.destination if job_type is JobType.MOUNT else None
+        if mountpoint is not None:
+            problem = await _prepare_mountpoint(mountpoint)
+            if problem:
+                return _failed(problem)
         if cwd is not None:
             try:
                 os.makedirs(cwd, exist_ok=True)
@@ -678,7 +698,7 @@ class Executor:
                     passphrase=passphrase,
                     on_stderr=out.stderr,
                     on_stdout=jlog.write,
-                    policy=StopPolicy(first=first),
+                    policy=StopPolicy(first=first, unmount=mountpoint),
                     on_started=on_started,
                 )
             except OSError as exc:  # borg vanished or is not executable: it never started
@@ -743,6 +763,12 @@ class Executor:
                 )
         elif job_type in (JobType.RESTORE, JobType.DELETE):
             archive = spec.options.archive or ""  # the archive restored, or deleted
+        elif job_type is JobType.MOUNT:
+            archive = spec.options.archive or ""
+            if result.returncode == 0:  # unmounted: by request, by borgd's stop, or by hand
+                status = JobStatus.SUCCEEDED
+                how = {CANCEL: " by request", SHUTDOWN: " as borgd stopped"}
+                message = f"unmounted{how.get(run.stop_reason or '', '')}"
         elif job_type is JobType.LIST and status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
             try:
                 run.listed = archives.parse_archive_info(result.stdout, _local_zone())
@@ -878,6 +904,24 @@ class Executor:
 async def _stop_later(handle: RunningProcess, delay: float) -> None:
     await anyio.sleep(delay)
     await stop_process(handle)
+
+
+async def _prepare_mountpoint(path: str) -> str | None:
+    """Create the mount point (an empty folder); a message when it cannot be used."""
+
+    def check() -> str | None:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            if os.listdir(path):
+                return f"the mount point {path} is not empty"
+        except OSError as exc:
+            return f"cannot use the mount point {path}: {exc}"
+        return None
+
+    try:
+        return await call_with_timeout(check, SOURCES_TIMEOUT_S, "mountpoint")
+    except TimeoutError:
+        return f"the mount point {path} did not answer (a hung mount?)"
 
 
 async def _missing(paths: tuple[str, ...]) -> list[str] | None:

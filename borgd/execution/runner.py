@@ -38,6 +38,10 @@ class StopPolicy:
     # Signal the whole session the process leads (a hook and what it started), not
     # just the process.  Never for borg: DESIGN says signal borg, not its group.
     group: bool = False
+    # A `borg mount --foreground`: stop it by unmounting (it then exits 0); a signal
+    # would end borg and leave the mount behind, dead ("Transport endpoint is not
+    # connected").
+    unmount: str | None = None
 
 
 @dataclass
@@ -229,12 +233,47 @@ async def run_process(
     )
 
 
+async def unmount(mountpoint: str, *, lazy: bool = False) -> bool:
+    """`fusermount3 -u` (FUSE 2's `fusermount` if that is what there is); True if it
+    unmounted.  `lazy` detaches a mount whose process is gone."""
+    for tool in ("fusermount3", "fusermount"):
+        argv = [tool, "-u", *(["-z"] if lazy else []), mountpoint]
+        try:
+            result = await anyio.run_process(
+                argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            continue  # not installed: try the other
+        return result.returncode == 0
+    return False
+
+
+def is_mounted(mountpoint: str) -> bool:
+    """`mountpoint` is in this process's mount table (no stat: a dead FUSE mount hangs)."""
+    target = os.path.abspath(mountpoint)  # never realpath: it would stat a hung mount
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
+            return any(line.split()[4].replace("\\040", " ") == target for line in table)
+    except OSError:
+        return False
+
+
 async def stop_process(handle: RunningProcess) -> None:
-    """First signal, then SIGTERM, then SIGKILL, each after a bounded wait."""
+    """First signal, then SIGTERM, then SIGKILL, each after a bounded wait; a mount is
+    unmounted first, and detached at the end if it outlived its process."""
     proc = handle._process
     if proc.returncode is not None:
         return  # it ended on its own: its outcome is its own, not a stop's
     handle.stop_requested = True
+    mountpoint = handle.policy.unmount
+    if mountpoint is not None:
+        handle.signals.append("unmount")
+        await unmount(mountpoint)
+        with anyio.move_on_after(handle.policy.grace):
+            await proc.wait()
+        if proc.returncode is not None:
+            return
     steps = (
         (handle.policy.first, handle.policy.grace),
         (signal.SIGTERM, handle.policy.term_grace),
@@ -248,6 +287,8 @@ async def stop_process(handle: RunningProcess) -> None:
             await proc.wait()
     if proc.returncode is None:
         log.error("process.unkillable", pid=handle.pid)
+    if mountpoint is not None and is_mounted(mountpoint):
+        await unmount(mountpoint, lazy=True)
 
 
 def request_stop(handle: RunningProcess, tg: anyio.abc.TaskGroup) -> None:

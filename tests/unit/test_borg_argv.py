@@ -131,6 +131,18 @@ ARGV_TABLE: list[tuple[str, JobSpec, tuple[str, ...]]] = [
         ("borg", "delete", "--log-json", "--progress", "--", "/srv/borg/main::web-{{1}}"),
     ),
     (
+        "mount: one archive, in the foreground",
+        spec(JobType.MOUNT, profile=None, archive="web-1", destination="/run/u/mnt/r"),
+        ("borg", "mount", "--log-json", "--progress", "--foreground", "--",
+         "/srv/borg/main::web-1", "/run/u/mnt/r"),
+    ),
+    (
+        "mount: every archive",
+        spec(JobType.MOUNT, profile=None, destination="/run/u/mnt/r"),
+        ("borg", "mount", "--log-json", "--progress", "--foreground", "--",
+         "/srv/borg/main", "/run/u/mnt/r"),
+    ),
+    (
         "check, full",
         spec(JobType.CHECK, profile=None),
         ("borg", "check", "--log-json", "--progress", "--", "/srv/borg/main"),
