@@ -14,15 +14,14 @@ want_test=0
 # systemd-analyze for the unit file and the calendar oracle).
 apt_pkgs=(dbus dbus-daemon libdbus-1-dev libglib2.0-dev libglib2.0-bin pkg-config
           libacl1-dev libssl-dev liblz4-dev libzstd-dev libxxhash-dev
-          python3-venv systemd man-db groff-base)
+          python3-venv systemd man-db groff-base
+          libfuse3-dev fuse3)  # borg's FUSE extra (pyfuse3): MountArchive
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(libcairo2-dev libgirepository1.0-dev gir1.2-glib-2.0 groff)
   # tests/systemd: a real `systemd --user` for a throwaway user (useradd from passwd;
   # unshare, nsenter, runuser, mount from util-linux and mount; its session bus from
   # dbus-user-session).
   apt_pkgs+=(dbus-user-session util-linux mount passwd)
-  # borg's FUSE extra (pyfuse3) for `borg mount`: a real FUSE mount in the fault tests.
-  apt_pkgs+=(libfuse3-dev fuse3)
 fi
 
 missing=()

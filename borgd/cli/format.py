@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,6 +91,15 @@ TIME_KEYS = frozenset(
 def json_ready(item: dict[str, Any]) -> dict[str, Any]:
     """Timestamps as ISO 8601 (null for none) for --json output."""
     return {k: (iso_time(v) if k in TIME_KEYS else v) for k, v in item.items()}
+
+
+def emit_json(data: Any) -> None:
+    """What a call answered, for --json (times as ISO 8601)."""
+    if isinstance(data, list):
+        data = [json_ready(d) if isinstance(d, dict) else d for d in data]
+    elif isinstance(data, dict):
+        data = json_ready(data)
+    print(json.dumps(data, indent=2, sort_keys=True))
 
 
 def progress_bar(fraction: float, width: int = 24) -> str:

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 borgd unreachable.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import anyio
 from dbus_fast import Variant
 
+from borgd.cli import archives_cmd
 from borgd.cli import format as fmt
 from borgd.cli.client import CallFailed, Client, Unreachable
 
@@ -65,12 +65,7 @@ def _now() -> datetime:
     return datetime.now(UTC).astimezone()
 
 
-def emit_json(data: Any) -> None:
-    if isinstance(data, list):
-        data = [fmt.json_ready(d) if isinstance(d, dict) else d for d in data]
-    elif isinstance(data, dict):
-        data = fmt.json_ready(data)
-    print(json.dumps(data, indent=2, sort_keys=True))
+emit_json = fmt.emit_json
 
 
 # -- option dictionaries -------------------------------------------------------
@@ -642,6 +637,33 @@ async def cmd_export(c: Client, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Repository and archive names, asked of borgd (`borgctl _names`) as the words are typed:
+# n counts the words before the cursor that are not options (the command included).
+NAME_COMPLETION = [
+    "  local n=0 w kind=",
+    '  for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do [[ $w == -* ]] || n=$((n+1)); done',
+    '  case "${COMP_WORDS[1]} $n" in',
+    '    "archives 1"|"ls 1"|"diff 1"|"mount 1"|"stats 1"|"archive 2") kind=repositories ;;',
+    '    "ls 2"|"diff 2"|"diff 3"|"mount 2") kind="archives ${COMP_WORDS[2]}" ;;',
+    '    "archive 3") kind="archives ${COMP_WORDS[3]}" ;;',
+    "  esac",
+    '  if [ -n "$kind" ] && [[ $cur != -* ]]; then',
+    '    COMPREPLY=($(compgen -W "$(borgctl _names $kind 2>/dev/null)" -- "$cur")); return',
+    "  fi",
+]
+
+
+async def cmd_names(c: Client, a: argparse.Namespace) -> int:
+    """For completion: repository names, or a repository's archive names, one a line."""
+    if a.kind == "repositories":
+        rows = await c.call("ListRepositories")
+    else:
+        rows = await c.call("ListArchives", "sa{sv}", a.repository or "", {})
+    for row in rows or []:
+        print(row["name"])
+    return EXIT_OK
+
+
 def bash_completion(parser: argparse.ArgumentParser) -> str:
     """A bash completion script derived from the parser: commands, actions and flags."""
     lines = [
@@ -667,6 +689,7 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
     lines.append(f'    *) opts="{" ".join(sub.choices)}" ;;')
     lines += [
         "  esac",
+        *NAME_COMPLETION,
         '  COMPREPLY=($(compgen -W "$opts" -- "$cur"))',
         '  [ ${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))',
         "}",
@@ -849,6 +872,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--json", action="store_true")
 
+    archives_cmd.add_parsers(sub)
+
     p = sub.add_parser("apply", help="make borgd's configuration match a borgd.toml file")
     p.add_argument("file", help="the file, or - for stdin")
     p.add_argument("--dry-run", action="store_true", help="only say what would change")
@@ -858,6 +883,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also remove repositories, profiles and schedules not in the file",
     )
     p = sub.add_parser("export", help="print the configuration as borgd.toml")
+
+    p = sub.add_parser("_names")  # for the completion script; not in --help
+    p.add_argument("kind", choices=("repositories", "archives"))
+    p.add_argument("repository", nargs="?")
 
     p = sub.add_parser("completion", help="print a shell completion script")
     p.add_argument("shell", choices=("bash",))
@@ -887,6 +916,8 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, i
     "upcoming": cmd_upcoming,
     "apply": cmd_apply,
     "export": cmd_export,
+    **archives_cmd.COMMANDS,
+    "_names": cmd_names,
 }
 
 

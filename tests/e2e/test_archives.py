@@ -6,6 +6,7 @@ import filecmp
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,61 @@ def test_a_busy_repository_answers_unavailable_naming_the_job_at_once(
     assert [a["name"] for a in archives(busctl, "r")] == [first["archive"]]
     busctl("CancelJob", "t", running)
     wait_status(busctl, running)
+
+
+def test_borgctl_archive_commands(start_borgd, busctl, borgctl, session_env, tmp_path):
+    start_borgd()
+    init_repo(busctl, "r", tmp_path / "repo")
+    src = make_tree(tmp_path / "src", 6)
+    add_profile(busctl, "web", "r", [src])
+    made = [backup(busctl, "web") for _ in range(2)]
+    (src / "extra.txt").write_text("more\n")
+    made.append(backup(busctl, "web"))
+
+    out = borgctl("archives", "r", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [a["name"] for a in json.loads(out.stdout)] == [j["archive"] for j in reversed(made)]
+    table = borgctl("archives", "r").stdout
+    assert all(j["archive"] in table for j in made) and "web" in table
+
+    top = src.relative_to("/").as_posix()
+    listed = borgctl("ls", "r", made[2]["archive"], top, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{top}/extra.txt" in {e["path"] for e in json.loads(listed.stdout)}
+    diff = borgctl("diff", "r", made[1]["archive"], made[2]["archive"])
+    assert "added" in diff.stdout and "extra.txt" in diff.stdout, diff.stdout
+
+    stats = borgctl("stats", "r")
+    assert stats.returncode == 0, stats.stderr
+    bars = [line for line in stats.stdout.splitlines() if line[:4].isdigit()]
+    assert len(bars) == 3, stats.stdout  # one row per backup
+    # The first backup added everything: the longest bar; the second added nothing.
+    assert bars[0].count("#") == 40 and bars[1].count("#") == 0, stats.stdout
+    assert bars[2].count("#") >= 1, stats.stdout
+
+    refused = borgctl("archive", "rm", "r", made[2]["archive"])
+    assert refused.returncode != 0 and "newest successful backup" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
+    gone = borgctl("archive", "rm", "r", made[0]["archive"])
+    assert gone.returncode == 0, gone.stderr
+    wait_until(lambda: made[0]["archive"] not in borgctl("archives", "r").stdout, 30, "the delete")
+
+    # Completion asks borgd for repository and archive names.
+    script = borgctl("completion", "bash").stdout
+    env = {**session_env.vars, "PATH": f"{tmp_path / 'bin'}:{session_env.vars['PATH']}"}
+    (tmp_path / "bin").mkdir()
+    shim = tmp_path / "bin" / "borgctl"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m borgd.cli.main "$@"\n')
+    shim.chmod(0o755)
+
+    def complete(*words: str) -> list[str]:
+        probe = "COMP_WORDS=(borgctl " + " ".join(f"'{w}'" for w in words) + ")"
+        probe += f"; COMP_CWORD={len(words)}; _borgctl; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        done = subprocess.run(
+            ["bash", "-c", script + "\n" + probe], env=env, capture_output=True, text=True
+        )
+        return done.stdout.split()
+
+    assert complete("ls", "") == ["r"]
+    assert sorted(complete("ls", "r", "web-")) == sorted(j["archive"] for j in made[1:])
+    assert complete("archive", "rm", "r", made[2]["archive"][:8]) != []
