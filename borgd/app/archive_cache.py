@@ -2,8 +2,9 @@
 
 A `list` job's archive set replaces the repository's cached set; a backup's
 own report (`create --json`) adds its archive with borg's figures and the
-job that made it, at once; a stopped backup that left a checkpoint adds the
-checkpoint (borg reports no figures for it).  A prune may have removed
+job that made it, at once, and queues the deletion of its profile's
+checkpoints, which it supersedes; a stopped backup that left a checkpoint
+adds the checkpoint (borg reports no figures for it).  A prune may have removed
 archives: it queues a `list` job in the same lane, linked to it, so the
 cache follows without anyone asking.  The executor calls `settle` after
 every job and nothing else writes the cache.
@@ -23,6 +24,7 @@ from borgd.core.records import Job
 from borgd.events import Events
 from borgd.execution.executor import ActiveRun
 from borgd.store import Store
+from borgd.store.jobs import JobFilter
 
 FINISHED_OK = (JobStatus.SUCCEEDED, JobStatus.WARNING)
 
@@ -54,6 +56,7 @@ class ArchiveCacheKeeper:
             self.store.archives.record_made(
                 job.repository_id, run.made, profile=job.profile, job_id=job.id
             )
+            self._remove_superseded_checkpoints(job)
             return
         if job.type is JobType.BACKUP and run.checkpoint:
             self._record_checkpoint(job)
@@ -84,6 +87,37 @@ class ArchiveCacheKeeper:
         self.store.archives.record_made(
             job.repository_id, checkpoint, profile=job.profile, job_id=job.id
         )
+
+    def _remove_superseded_checkpoints(self, backup: Job) -> None:
+        """A successful backup supersedes its profile's checkpoints: each goes in a
+        `delete` job chained to it (borg's prune would keep the newest one)."""
+        pending = {
+            j.archive
+            for j in self.store.jobs.query(
+                JobFilter(
+                    repositories=(backup.repository,),
+                    types=(JobType.DELETE.value,),
+                    statuses=(JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+                )
+            )
+        }
+        for archive in self.store.archives.query(
+            backup.repository_id, profile=backup.profile, checkpoints=True
+        ):
+            if not archive.checkpoint or archive.name in pending:
+                continue
+            queued = self.store.jobs.queue(
+                now=self.clock(),
+                type=JobType.DELETE.value,
+                trigger=Trigger.CHAIN.value,
+                profile="",
+                repository=backup.repository,
+                repository_id=backup.repository_id,
+                parent_id=backup.id,
+                options={"archive": archive.name},
+                archive=archive.name,
+            )
+            self.events.job_added(queued)
 
     def _globs(self, repository_id: int) -> dict[str, str]:
         templates = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BusctlError, borg_json, make_tree, wait_until
-from tests.e2e.jobs_helpers import asv, sparse_tree, wait_running
+from tests.e2e.jobs_helpers import asv, backing_up, marked_tree, sparse_tree, wait_running
 from tests.reliability.helpers import (
     add_profile,
     all_jobs,
@@ -348,3 +348,34 @@ def test_borgctl_archive_commands(start_borgd, busctl, borgctl, session_env, tmp
     assert complete("ls", "") == ["r"]
     assert sorted(complete("ls", "r", "web-")) == sorted(j["archive"] for j in made[1:])
     assert complete("archive", "rm", "r", made[2]["archive"][:8]) != []
+
+
+def test_a_successful_backup_removes_its_profiles_checkpoints(
+    start_borgd, busctl, session_env, tmp_path
+):
+    start_borgd()
+    repo = tmp_path / "repo"
+    init_repo(busctl, "r", repo)
+    big = marked_tree(tmp_path / "big", 16, 128)
+    add_profile(busctl, "web", "r", [big])
+    stopped = start_job(busctl, "web")
+    wait_running(busctl, stopped)
+    wait_until(lambda: backing_up(busctl, stopped), 30, "borg to store data", interval=0.05)
+    busctl("CancelJob", "t", stopped)
+    cancelled = wait_status(busctl, stopped)
+    assert cancelled["archive"].endswith(".checkpoint"), cancelled
+    assert [a["name"] for a in archives(busctl, "r", checkpoints=True)] == [cancelled["archive"]]
+
+    small = make_tree(tmp_path / "small", 3)
+    busctl("UpdateProfile", "sa{sv}", "web", *asv(sources=[str(small)]))
+    done = backup(busctl, "web")
+    delete = wait_until(
+        lambda: [j for j in all_jobs(busctl, type="delete") if j["parent_id"] == done["id"]],
+        10,
+        "the chained delete of the checkpoint",
+    )
+    assert delete[0]["archive"] == cancelled["archive"]
+    assert wait_status(busctl, delete[0]["id"])["status"] == "succeeded"
+    names = borg_json("list", "--consider-checkpoints", str(repo), env=borg_env(session_env))
+    assert [a["name"] for a in names["archives"]] == [done["archive"]]
+    assert [a["name"] for a in archives(busctl, "r", checkpoints=True)] == [done["archive"]]
