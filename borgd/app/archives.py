@@ -68,9 +68,9 @@ def _page(opts: Mapping[str, Any]) -> tuple[int, int]:
 
 class ArchiveCases(JobCases):
     def _archive(self, repo: Repository, name: str) -> Archive:
-        for a in self.store.archives.query(repo.id, checkpoints=True):
-            if a.name == name:
-                return a
+        found = self.store.archives.get(repo.id, name)
+        if found is not None:
+            return found
         raise errors.NotFound(
             f"no archive named {name!r} in repository {repo.name!r} "
             "(RefreshArchives first if it was made outside borgd)"
@@ -175,12 +175,7 @@ class ArchiveCases(JobCases):
         check_name("repository", repository)
         opts = check_options("DeleteArchive", DELETE_OPTIONS, options)
         repo = self._repository(repository)
-        known = {a.name: a for a in self.store.archives.query(repo.id, checkpoints=True)}
-        if archive not in known:
-            raise errors.NotFound(
-                f"no archive named {archive!r} in repository {repository!r} "
-                "(RefreshArchives first if it was made outside borgd)"
-            )
+        self._archive(repo, archive)
         if not opts.get("force"):
             for profile in self.store.catalog.profiles(repository_id=repo.id):
                 last = self.store.jobs.last_success(profile.name)

@@ -129,6 +129,14 @@ class ArchiveCache:
                 )
             )
 
+    def get(self, repository_id: int, name: str) -> Archive | None:
+        stmt = select(ARCHIVES).where(
+            ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == name
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).mappings().one_or_none()
+        return None if row is None else Archive.from_row(dict(row))
+
     def count(self, repository_id: int) -> int:
         """The repository's archives, checkpoints not counted."""
         stmt = select(func.count()).where(
@@ -164,4 +172,6 @@ class ArchiveCache:
         if limit:
             stmt = stmt.limit(limit)
         with self._engine.connect() as conn:
-            return [Archive.from_row(dict(r)) for r in conn.execute(stmt).mappings()]
+            # Plain tuples in column order (the record's field order, which a test
+            # checks): a repository of 1,000 archives is listed often.
+            return [Archive(*r) for r in conn.execute(stmt)]

@@ -112,3 +112,13 @@ def test_a_listing_links_each_archive_to_the_backup_that_reported_it(store: Stor
     linked = {a.name: a.job_id for a in store.archives.query(repo)}
     # a failed backup never made the archive of that name: only a success links
     assert linked == {"web-1": made["web-1"], "web-2": 0, "x": 0}
+
+
+def test_the_archive_record_has_the_tables_columns_in_order() -> None:
+    """`ArchiveCache.query` builds records from plain row tuples."""
+    from dataclasses import fields
+
+    from borgd.core.records import Archive
+    from borgd.store.models import ARCHIVES
+
+    assert [f.name for f in fields(Archive)] == [c.name for c in ARCHIVES.columns]
