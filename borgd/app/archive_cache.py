@@ -65,7 +65,7 @@ class ArchiveCacheKeeper:
             self.store.archives.remove(job.repository_id, job.archive)
             return
         if job.type is JobType.PRUNE and status in FINISHED_OK:
-            self._refresh_after(job)
+            self._chain(job, JobType.LIST, {})
 
     def _record_checkpoint(self, job: Job) -> None:
         stored = self.store.jobs.get(job.id)  # the outcome names the checkpoint, if any
@@ -106,18 +106,7 @@ class ArchiveCacheKeeper:
         ):
             if not archive.checkpoint or archive.name in pending:
                 continue
-            queued = self.store.jobs.queue(
-                now=self.clock(),
-                type=JobType.DELETE.value,
-                trigger=Trigger.CHAIN.value,
-                profile="",
-                repository=backup.repository,
-                repository_id=backup.repository_id,
-                parent_id=backup.id,
-                options={"archive": archive.name},
-                archive=archive.name,
-            )
-            self.events.job_added(queued)
+            self._chain(backup, JobType.DELETE, {"archive": archive.name}, archive=archive.name)
 
     def _globs(self, repository_id: int) -> dict[str, str]:
         templates = {
@@ -126,15 +115,19 @@ class ArchiveCacheKeeper:
         }
         return profile_globs(templates, host_values())
 
-    def _refresh_after(self, job: Job) -> None:
+    def _chain(
+        self, parent: Job, job_type: JobType, options: dict[str, str], **extra: str
+    ) -> None:
+        """A repository job queued next in the lane, linked to the job it follows."""
         queued = self.store.jobs.queue(
             now=self.clock(),
-            type=JobType.LIST.value,
+            type=job_type.value,
             trigger=Trigger.CHAIN.value,
             profile="",
-            repository=job.repository,
-            repository_id=job.repository_id,
-            parent_id=job.id,
-            options={},
+            repository=parent.repository,
+            repository_id=parent.repository_id,
+            parent_id=parent.id,
+            options=options,
+            **extra,
         )
         self.events.job_added(queued)

@@ -235,13 +235,21 @@ class ArchiveEntry:
     target: str
 
 
-def parse_contents_line(line: str, zone: tzinfo) -> ArchiveEntry | None:
-    """One line of ``borg list --json-lines ARCHIVE``; None for a line that is not an item."""
+def _item(line: str) -> dict[str, Any] | None:
+    """A JSON line that names a path, as borg's `--json-lines` commands print them."""
     try:
         item = json.loads(line)
     except ValueError:
         return None
     if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        return None
+    return item
+
+
+def parse_contents_line(line: str, zone: tzinfo) -> ArchiveEntry | None:
+    """One line of ``borg list --json-lines ARCHIVE``; None for a line that is not an item."""
+    item = _item(line)
+    if item is None:
         return None
     mode_text = _text(item.get("mode"))
     return ArchiveEntry(
@@ -295,11 +303,8 @@ def _size_delta(change: Mapping[str, Any]) -> int:
 
 def parse_diff_line(line: str) -> DiffEntry | None:
     """One line of ``borg diff --json-lines`` (1.2 and 1.4); None for any other line."""
-    try:
-        item = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+    item = _item(line)
+    if item is None:
         return None
     raw = item.get("changes")
     changes: Iterable[Any] = raw if isinstance(raw, list) else ()
