@@ -24,6 +24,7 @@ from borgd.core.validation import (
     DIFF_OPTIONS,
     MOUNT_OPTIONS,
     Variant,
+    check_id,
     check_name,
     check_options,
 )
@@ -155,6 +156,7 @@ class ArchiveCases(JobCases):
         """One row per backup that made an archive since `since` (µs), oldest first."""
         check_name("repository", repository)
         repo = self._repository(repository)
+        since = min(since, 2**63 - 1)  # any u64 is a time; SQLite's integers end at 2**63 - 1
         return [
             {
                 "finished_at": job.finished_at,
@@ -232,6 +234,7 @@ class ArchiveCases(JobCases):
 
     def unmount_archive(self, job_id: int) -> None:
         """End a mount job (as CancelJob does; the job then reads `unmounted by request`)."""
+        check_id("job id", job_id)
         job = self._job(job_id)
         if job.type is not JobType.MOUNT:
             raise errors.InvalidArgument(f"job {job_id} is a {job.type.value} job, not a mount")

@@ -168,6 +168,11 @@ def test_bad_archive_calls_change_nothing(start_borgd, busctl, gdbus, tmp_path):
             gdbus(member, *args)
         assert err.value.name == f"org.borgd1.Error.{error}", (member, args, err.value)
     assert all_jobs(busctl) == jobs_before
+    # Any u64 is a valid time and a valid-looking job id: answers, not internal errors.
+    assert busctl("RepositoryStats", "st", "r", 2**64 - 1) == []
+    with pytest.raises(BusctlError) as err:
+        gdbus("UnmountArchive", f"@t {2**64 - 1}")
+    assert err.value.name == "org.borgd1.Error.InvalidArgument", err.value
 
 
 def contents(busctl, repository: str, archive: str, path: str, **opts: Any) -> list[dict]:
