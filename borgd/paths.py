@@ -15,7 +15,7 @@ from pathlib import Path
 class Paths:
     state: Path
     config: Path
-    cache: Path = Path("/nonexistent")  # archive listings: rebuilt from borg when lost
+    cache: Path  # archive listings: rebuilt from borg when lost
 
     @property
     def store(self) -> Path:

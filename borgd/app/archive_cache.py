@@ -12,32 +12,17 @@ every job and nothing else writes the cache.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
-
 from borgd.clock import Clock
-from borgd.core.archives import ArchiveInfo, HostValues, profile_globs, profile_of
+from borgd.core.archives import ArchiveInfo, profile_globs, profile_of
 from borgd.core.borg_argv import is_checkpoint
 from borgd.core.jobs import JobStatus, JobType, Trigger
 from borgd.core.records import Job
 from borgd.events import Events
-from borgd.execution.executor import ActiveRun
+from borgd.execution.executor import ActiveRun, host_values
 from borgd.store import Store
 from borgd.store.jobs import JobFilter
 
 FINISHED_OK = (JobStatus.SUCCEEDED, JobStatus.WARNING)
-
-
-def host_values() -> HostValues:
-    """The per-host placeholders as borg fills them ({fqdn} without asking DNS: an
-    archive named after a host's FQDN is matched when DNS names it as borg did)."""
-    short = os.environ.get("BORG_HOSTNAME") or socket.gethostname().split(".")[0]
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = str(os.getuid())
-    return HostValues(hostname=short, fqdn=socket.gethostname(), user=user)
 
 
 class ArchiveCacheKeeper:

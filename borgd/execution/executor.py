@@ -948,6 +948,10 @@ class _HostNames:
     def short(self) -> str:
         return os.environ.get("BORG_HOSTNAME") or socket.gethostname().split(".")[0]
 
+    @property
+    def known_fqdn(self) -> str | None:
+        return self._fqdn
+
     async def fqdn(self) -> str:
         if self._fqdn is not None:
             return self._fqdn
@@ -978,6 +982,14 @@ def _taken(names: set[str]) -> set[str]:
 def _local_zone() -> Any:
     """The zone borg prints its naive times in: this process's local one."""
     return datetime.now().astimezone().tzinfo
+
+
+def host_values() -> archives.HostValues:
+    """The per-host placeholders as this borgd's jobs fill them ({fqdn}: as last looked
+    up for a job, else the short name; never a DNS query here)."""
+    return archives.HostValues(
+        hostname=_host.short, fqdn=_host.known_fqdn or _host.short, user=_user()
+    )
 
 
 def _user() -> str:
