@@ -18,6 +18,7 @@ Reading the archive from borg the first time is borg's own cost, not timed.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -66,18 +67,44 @@ print(n)
     return out.stdout.strip()
 
 
+def start_floor(session: Any, home: Any, python: str, cleanup: h.Cleanup) -> str:
+    """`reply_floor.py` on the session bus; returns its bus name."""
+    import subprocess
+    from pathlib import Path
+
+    proc = subprocess.Popen(
+        [python, str(Path(__file__).with_name("reply_floor.py"))],
+        env=session.env(home),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    cleanup.callback(h.stop, proc)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("reply_floor.py did not start")
+    return "org.borgd1.BenchFloor"
+
+
 async def time_calls(
-    address: str, label: str, member: str, signature: str, args: list[Any], calls: int
+    address: str,
+    label: str,
+    member: str,
+    signature: str,
+    args: list[Any],
+    calls: int,
+    destination: str = h.BUS_NAME,
 ) -> tuple[str, float, float, int]:
     bus = await h.connect(address)
     try:
         for _ in range(5):
-            await h.call(bus, member, signature, args)
+            await h.call(bus, member, signature, args, destination=destination)
         times = []
         rows = 0
         for _ in range(calls):
             began = time.perf_counter()
-            rows = len((await h.call(bus, member, signature, args))[0])
+            reply = await h.call(bus, member, signature, args, destination=destination)
+            rows = len(reply[0])
             times.append(time.perf_counter() - began)
         return label, h.median(times), h.percentile(times, 95), rows
     finally:
@@ -98,11 +125,14 @@ def body(args, cleanup: h.Cleanup) -> int:
     daemon.wait_ready()
     newest = f"p{(ARCHIVES - 1) % 2}-{ARCHIVES - 1:05d}"
 
+    floor = start_floor(session, home, installed.python, cleanup)
     table = h.Table(
         f"Archives over D-Bus: {ARCHIVES:,} cached archives, a listing of {entries} entries; "
-        f"{installed.describe()}"
+        f"{installed.describe()}; floor: a bare dbus-fast service sending the same rows "
+        "built once (bench/reply_floor.py)"
     )
     address = session.session_bus
+    top = ["r0", newest, ""]
     for label, member, sig, call_args, target in (
         ("ListArchives, all 1,000", "ListArchives", "sa{sv}", ["r0", h.asv()], TARGET_LIST_P95),
         (
@@ -116,30 +146,46 @@ def body(args, cleanup: h.Cleanup) -> int:
             "ListArchiveContents, recursive, 2nd page of 1,000",
             "ListArchiveContents",
             "sssa{sv}",
-            ["r0", newest, "", h.asv(recursive=True, offset=h.u(1000), limit=h.u(1000))],
+            [*top, h.asv(recursive=True, offset=h.u(1000), limit=h.u(1000))],
             TARGET_PAGE,
         ),
         (
             "ListArchiveContents, recursive, offset 90,000",
             "ListArchiveContents",
             "sssa{sv}",
-            ["r0", newest, "", h.asv(recursive=True, offset=h.u(90_000), limit=h.u(1000))],
+            [*top, h.asv(recursive=True, offset=h.u(90_000), limit=h.u(1000))],
             None,
         ),
         (
             "ListArchiveContents, one folder (100 entries)",
             "ListArchiveContents",
             "sssa{sv}",
-            ["r0", newest, "home/u/d0500", h.asv()],
+            ["r0", newest, "home/u/d0500", h.asv(limit=h.u(100))],
             None,
         ),
     ):
         name, p50, p95, rows = anyio.run(time_calls, address, label, member, sig, call_args, calls)
+        _, f50, f95, frows = anyio.run(
+            functools.partial(time_calls, destination=floor),
+            address,
+            label,
+            member,
+            sig,
+            call_args,
+            calls,
+        )
+        assert frows == rows, (label, frows, rows)  # the same work on both sides
         table.add(
             f"{name}: p50 / p95 ({rows} rows)",
             f"{h.ms(p50)} / {h.ms(p95)}",
             f"p95 <= {h.ms(target)}" if target else "",
             None if target is None else p95 <= target,
+        )
+        table.add(
+            "  floor: p50 / p95; borgd's p95 / floor's",
+            f"{h.ms(f50)} / {h.ms(f95)}; {p95 / f95:.2f}x",
+            "",
+            None,
         )
     table.print()
     return 0

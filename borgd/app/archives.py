@@ -138,19 +138,20 @@ class ArchiveCases(JobCases):
             for d in found[offset : offset + limit]
         ]
 
-    def list_archives(self, repository: str, flt: Mapping[str, Variant]) -> list[dict[str, Any]]:
+    def list_archives(self, repository: str, flt: Mapping[str, Variant]) -> tuple[Archive, ...]:
+        """The cache's records, newest first: the same tuple again while the cache is
+        unchanged (`archive_dict` gives a record's keys)."""
         check_name("repository", repository)
         opts = check_options("ListArchives filter", ARCHIVE_FILTER, flt)
         repo = self._repository(repository)
         if opts.get("profile"):
             self._profile(opts["profile"])  # a misspelt profile is NotFound, not an empty list
-        rows = self.store.archives.query(
+        return self.store.archives.query(
             repo.id,
             profile=opts.get("profile") or None,
             checkpoints=bool(opts.get("checkpoints", False)),
             limit=opts.get("limit", 0),
         )
-        return [archive_dict(a, repo.name) for a in rows]
 
     def repository_stats(self, repository: str, since: int) -> list[dict[str, Any]]:
         """One row per backup that made an archive since `since` (µs), oldest first."""

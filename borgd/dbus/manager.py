@@ -20,6 +20,7 @@ from dbus_fast.service import (
 )
 
 from borgd import __version__
+from borgd.app.archives import archive_dict
 from borgd.app.service import Service
 from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
@@ -33,6 +34,7 @@ from borgd.dbus.types import (
     SCHEDULE_KEYS,
     STATS_KEYS,
     UPCOMING_KEYS,
+    RowsOnce,
     from_variants,
     to_variants,
 )
@@ -93,6 +95,7 @@ class ManagerInterface(ServiceInterface):
         self._scheduler = scheduler
         self._conditions = conditions
         self._active_jobs = active_jobs
+        self._archive_rows = RowsOnce()
 
     # -- repositories -----------------------------------------------------------
 
@@ -213,8 +216,12 @@ class ManagerInterface(ServiceInterface):
     @dbus_method()
     @guarded
     def ListArchives(self, repository: S, filter: ASV) -> AASV:
-        rows = self._service.list_archives(repository, from_variants(filter))
-        return [to_variants(a, ARCHIVE_KEYS) for a in rows]
+        archives = self._service.list_archives(repository, from_variants(filter))
+        return self._archive_rows.get(
+            archives,
+            repository,
+            lambda: [to_variants(archive_dict(a, repository), ARCHIVE_KEYS) for a in archives],
+        )
 
     @dbus_method()
     @guarded

@@ -34,6 +34,7 @@ CREATE TABLE entries (
 CREATE INDEX entries_parent ON entries (parent, path);
 """
 _COLUMNS = ("path", "type", "size", "mtime", "mode", "user", "grp", "target")
+_KEYS = ("path", "type", "size", "mtime", "mode", "user", "group", "target")  # the reply's
 _DIR_MODE = 0o040755
 
 
@@ -112,15 +113,9 @@ def read_page(
     args += [limit, offset]
     conn = sqlite3.connect(f"file:{listing}?mode=ro", uri=True)
     try:
-        return [_entry(row) for row in conn.execute(sql, args)]
+        return [dict(zip(_KEYS, row)) for row in conn.execute(sql, args)]
     finally:
         conn.close()
-
-
-def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(_COLUMNS, row, strict=True))
-    out["group"] = out.pop("grp")
-    return out
 
 
 def has_path(listing: Path, path: str) -> bool:

@@ -10,7 +10,9 @@ without figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
@@ -61,8 +63,28 @@ def _link_jobs(conn: Connection, repository_id: int) -> None:
 
 
 class ArchiveCache:
+    """Only borgd writes its store, and archives only through here: `query` answers are
+    kept until the next write (a desktop widget asks for 1,000 archives often)."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._answers: dict[tuple[int, str | None, bool, int], tuple[Archive, ...]] = {}
+        self._writes = 0  # a query's answer is kept only if no write began meanwhile
+        self._lock = threading.Lock()  # jobs write from worker threads
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        self._forget()
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        finally:
+            self._forget()  # also after a failed write: it may have been committed
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._writes += 1
+            self._answers.clear()
 
     def replace_set(
         self,
@@ -73,7 +95,7 @@ class ArchiveCache:
         """Make the cache hold exactly `listed` (borg's current set); `profiles`: name →
         profile for the archives to (re)link. Returns (added, removed)."""
         listed = list(listed)
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             known = {
                 r.name: r
                 for r in conn.execute(
@@ -107,7 +129,7 @@ class ArchiveCache:
     ) -> None:
         """An archive one of borgd's jobs made (its figures from `create --json`)."""
         values = {**_values(info), "profile": profile, "job_id": job_id}
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             found = conn.execute(
                 select(ARCHIVES.c.id).where(
                     ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == info.name
@@ -122,7 +144,7 @@ class ArchiveCache:
 
     def remove(self, repository_id: int, name: str) -> None:
         """An archive borgd deleted."""
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 delete(ARCHIVES).where(
                     ARCHIVES.c.repository_id == repository_id, ARCHIVES.c.name == name
@@ -161,8 +183,14 @@ class ArchiveCache:
         profile: str | None = None,
         checkpoints: bool = False,
         limit: int = 0,
-    ) -> list[Archive]:
+    ) -> tuple[Archive, ...]:
         """Newest first; checkpoints only when asked for."""
+        key = (repository_id, profile, checkpoints, limit)
+        with self._lock:
+            known = self._answers.get(key)
+            writes = self._writes
+        if known is not None:
+            return known
         stmt = select(ARCHIVES).where(ARCHIVES.c.repository_id == repository_id)
         if profile is not None:
             stmt = stmt.where(ARCHIVES.c.profile == profile)
@@ -172,6 +200,11 @@ class ArchiveCache:
         if limit:
             stmt = stmt.limit(limit)
         with self._engine.connect() as conn:
-            # Plain tuples in column order (the record's field order, which a test
-            # checks): a repository of 1,000 archives is listed often.
-            return [Archive(*r) for r in conn.execute(stmt)]
+            # Plain tuples in column order (the record's field order, which a test checks).
+            answer = tuple(Archive(*r) for r in conn.execute(stmt))
+        with self._lock:
+            if writes == self._writes:
+                if len(self._answers) >= 64:  # every `limit` a client tried: keep it small
+                    self._answers.clear()
+                self._answers[key] = answer
+        return answer

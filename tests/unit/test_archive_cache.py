@@ -82,7 +82,7 @@ def test_a_removed_repository_takes_its_archives_along(store: Store) -> None:
     repo = store.catalog.add_repository({"name": "r", "url": "/r"})
     store.archives.record_made(repo, info("web-1", 10), profile="web", job_id=1)
     store.catalog.remove_repository(repo)
-    assert store.archives.query(repo) == []
+    assert store.archives.query(repo) == ()
 
 
 def test_record_made_updates_an_archive_already_listed(store: Store) -> None:
@@ -122,3 +122,21 @@ def test_the_archive_record_has_the_tables_columns_in_order() -> None:
     from borgd.store.models import ARCHIVES
 
     assert [f.name for f in fields(Archive)] == [c.name for c in ARCHIVES.columns]
+
+
+def test_every_write_shows_in_the_next_answer_however_often_it_was_asked(store: Store) -> None:
+    """The cache keeps its answers between writes: each kind of write must drop them."""
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    asked = [names(store, repo), names(store, repo, profile="web"), names(store, repo, limit=1)]
+    assert asked == [[], [], []]
+    store.archives.record_made(repo, info("web-1", 10), profile="web", job_id=1)
+    assert names(store, repo) == ["web-1"]
+    assert names(store, repo, profile="web") == ["web-1"]
+    store.archives.replace_set(repo, [info("web-1", 10), info("home-1", 20)], {})
+    assert names(store, repo, limit=1) == ["home-1"]
+    assert names(store, repo) == ["home-1", "web-1"]
+    store.archives.remove(repo, "home-1")
+    assert names(store, repo) == ["web-1"]
+    assert names(store, repo, limit=1) == ["web-1"]
+    store.archives.record_made(repo, replace(info("web-1", 10), nfiles=9), profile="web", job_id=1)
+    assert store.archives.query(repo)[0].nfiles == 9
