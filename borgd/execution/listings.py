@@ -113,7 +113,7 @@ def read_page(
     args += [limit, offset]
     conn = sqlite3.connect(f"file:{listing}?mode=ro", uri=True)
     try:
-        return [dict(zip(_KEYS, row)) for row in conn.execute(sql, args)]
+        return [dict(zip(_KEYS, row, strict=True)) for row in conn.execute(sql, args)]
     finally:
         conn.close()
 
