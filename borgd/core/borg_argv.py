@@ -569,7 +569,15 @@ LIST_FORMAT = "{comment}{end}"
 
 
 def _list(spec: JobSpec) -> list[str]:
-    """The archive set, fast: `info` would read every archive's metadata."""
+    """The archive set, fast: `info` would read every archive's metadata.  With an
+    archive named, that one archive's figures (`info`: an archive borgd did not make)."""
+    if spec.options.archive:
+        return [
+            *_common("info", spec.repo),
+            "--json",
+            "--",
+            _archive_arg(spec.repo, spec.options.archive),
+        ]
     return [
         *_common("list", spec.repo),
         "--json",

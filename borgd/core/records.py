@@ -218,3 +218,4 @@ class Archive(_Record):
     comment: str
     job_id: int  # the job that made it; 0 when not made by borgd
     checkpoint: bool
+    figures: bool  # borg's figures are known (from its `create`, or an `info` of it)

@@ -775,7 +775,11 @@ class Executor:
             except archives.BadOutput as exc:
                 status, message = JobStatus.FAILED, str(exc)
             else:
-                message = message or f"{len(run.listed)} archives"
+                if spec.options.archive:
+                    archive = spec.options.archive
+                    message = message or f"the figures of {archive}"
+                else:
+                    message = message or f"{len(run.listed)} archives"
         if status in (JobStatus.SUCCEEDED, JobStatus.WARNING):
             stats.update(progress=1.0, eta=0, progress_message="", current_file="")
         if jlog.failed:

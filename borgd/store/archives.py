@@ -39,6 +39,7 @@ def _values(info: ArchiveInfo) -> dict[str, object]:
         "comment": info.comment,
         "checkpoint": info.checkpoint,
         **{f: getattr(info, f) for f in _FIGURES},
+        "figures": _has_figures(info),
     }
 
 
@@ -116,7 +117,7 @@ class ArchiveCache:
                     added += 1
                     continue
                 if row.archive_id == info.id and not _has_figures(info):
-                    for f in _FIGURES:
+                    for f in (*_FIGURES, "figures"):
                         values.pop(f)  # the same archive: keep the figures known
                 if row.archive_id != info.id:
                     values["job_id"] = 0  # another archive under a reused name
@@ -128,7 +129,9 @@ class ArchiveCache:
         self, repository_id: int, info: ArchiveInfo, *, profile: str, job_id: int
     ) -> None:
         """An archive one of borgd's jobs made (its figures from `create --json`)."""
+        # create's report is borg's word on the figures, even all 0 (an empty source)
         values = {**_values(info), "profile": profile, "job_id": job_id}
+        values["figures"] = not info.checkpoint
         with self._writing() as conn:
             found = conn.execute(
                 select(ARCHIVES.c.id).where(
@@ -141,6 +144,22 @@ class ArchiveCache:
                 if not info.id:
                     values.pop("archive_id")
                 conn.execute(update(ARCHIVES).where(ARCHIVES.c.id == found).values(**values))
+
+    def record_figures(self, repository_id: int, info: ArchiveInfo) -> bool:
+        """borg's figures of an archive borgd did not make (`info`); False when the cache
+        no longer holds that archive (deleted, or its name reused, meanwhile)."""
+        values = {f: getattr(info, f) for f in _FIGURES}
+        with self._writing() as conn:
+            done = conn.execute(
+                update(ARCHIVES)
+                .where(
+                    ARCHIVES.c.repository_id == repository_id,
+                    ARCHIVES.c.name == info.name,
+                    ARCHIVES.c.archive_id.in_((info.id, "")),
+                )
+                .values(**values, figures=True)
+            )
+            return bool(done.rowcount)
 
     def remove(self, repository_id: int, name: str) -> None:
         """An archive borgd deleted."""
@@ -167,14 +186,21 @@ class ArchiveCache:
         with self._engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def without_figures(self, repository_id: int) -> list[str]:
-        """Names of archives whose figures are not known yet (for an `info` of those)."""
-        stmt = select(ARCHIVES.c.name).where(
-            ARCHIVES.c.repository_id == repository_id,
-            *(ARCHIVES.c[f] == 0 for f in _FIGURES),
+    def without_figures(self, repository_id: int, limit: int) -> list[str]:
+        """The newest archives whose figures borg has not told yet (checkpoints aside:
+        the next backup deletes them)."""
+        stmt = (
+            select(ARCHIVES.c.name)
+            .where(
+                ARCHIVES.c.repository_id == repository_id,
+                ARCHIVES.c.figures.is_(False),
+                ARCHIVES.c.checkpoint.is_(False),
+            )
+            .order_by(ARCHIVES.c.start.desc())
+            .limit(limit)
         )
         with self._engine.connect() as conn:
-            return list(conn.execute(stmt.order_by(ARCHIVES.c.start)).scalars())
+            return list(conn.execute(stmt).scalars())
 
     def query(
         self,

@@ -373,8 +373,16 @@ _V4: tuple[str, ...] = (
     "ON jobs (repository_id, type, status, finished_at)",
 )
 
+# Version 5: which archives' figures are known, so those of archives borgd did not
+# make are read once with `borg info` (an empty archive's figures are all 0).
+_V5: tuple[str, ...] = (
+    "ALTER TABLE archives ADD COLUMN figures BOOLEAN DEFAULT 0 NOT NULL",
+    "UPDATE archives SET figures = 1 "
+    "WHERE nfiles > 0 OR original_size > 0 OR compressed_size > 0 OR deduplicated_size > 0",
+)
+
 Step = tuple[str, ...] | tuple[Rebuild, ...]
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST = len(MIGRATIONS)
 
 

@@ -201,6 +201,8 @@ ARCHIVES = Table(
     Column("comment", Text, nullable=False, default=""),
     Column("job_id", Integer, nullable=False, default=0),
     Column("checkpoint", Boolean, nullable=False, default=False),
+    # borg's figures are known (from the `create` that made it, or an `info` of it)
+    Column("figures", Boolean, nullable=False, default=False, server_default=text("0")),
     UniqueConstraint("repository_id", "name"),
     Index("ix_archives_repository_start", "repository_id", "start"),
     sqlite_autoincrement=True,

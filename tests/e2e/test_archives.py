@@ -71,11 +71,22 @@ def test_two_profiles_backups_and_a_prune_list_as_borg_does(
         (a["start"] for a in listed.values()), reverse=True
     )  # newest first
 
-    # An archive made outside borgd shows after a refresh, with no profile and no job.
+    # An archive made outside borgd shows after a refresh, with no profile and no job;
+    # its figures follow from an `info` job chained to the refresh.
     borg_run("create", f"{repo}::by-hand", str(src), env=env).check_returncode()
-    refreshed(busctl, "r")
+    refresh = refreshed(busctl, "r")
     by_hand = {a["name"]: a for a in archives(busctl, "r")}["by-hand"]
     assert (by_hand["profile"], by_hand["job_id"]) == ("", 0)
+    (info_job,) = [j for j in all_jobs(busctl, type="list") if j["parent_id"] == refresh["id"]]
+    assert info_job["archive"] == "by-hand"  # the only archive borgd did not make
+    assert wait_status(busctl, info_job["id"])["status"] == "succeeded"
+    truth = borg_json("info", "--glob-archives=*", str(repo), env=env)["archives"]
+    truth = {a["name"]: a for a in truth}
+    figures = ("nfiles", "original_size", "compressed_size", "deduplicated_size")
+    by_hand = {a["name"]: a for a in archives(busctl, "r")}["by-hand"]
+    assert [by_hand[k] for k in figures] == [truth["by-hand"]["stats"][k] for k in figures]
+    for name, row in listed.items():  # borgd's own: the figures its `create` reported
+        assert [row[k] for k in figures[:3]] == [truth[name]["stats"][k] for k in figures[:3]]
 
     # A prune of web keeps one a day: the cache follows without being asked.
     prune = wait_status(busctl, start_job(busctl, "web", "prune"))

@@ -62,13 +62,35 @@ def test_figures_from_the_job_survive_a_listing_without_them(store: Store) -> No
     (row,) = store.archives.query(repo)
     assert (row.nfiles, row.original_size, row.deduplicated_size) == (7, 4000, 1000)
     assert (row.job_id, row.profile, row.archive_id) == (42, "web", "id-web-1")
-    assert store.archives.without_figures(repo) == []
+    assert store.archives.without_figures(repo, 10) == []
 
     # Another archive under the same name (deleted and made again outside borgd):
     store.archives.replace_set(repo, [info("web-1", 50, id="other")], {"web-1": "web"})
     (row,) = store.archives.query(repo)
     assert (row.archive_id, row.job_id, row.nfiles) == ("other", 0, 0)
-    assert store.archives.without_figures(repo) == ["web-1"]
+    assert store.archives.without_figures(repo, 10) == ["web-1"]
+
+
+def test_archives_borgd_did_not_make_get_their_figures_once(store: Store) -> None:
+    """Newest first, checkpoints aside; an empty archive's figures (all 0) count as known."""
+    repo = store.catalog.add_repository({"name": "r", "url": "/r"})
+    listed = [info(f"hand-{i}", i) for i in range(1, 5)] + [info("web-1.checkpoint", 9)]
+    store.archives.replace_set(repo, listed, {})
+    store.archives.record_made(repo, info("web-2", 10), profile="web", job_id=3)  # all 0
+    assert store.archives.without_figures(repo, 3) == ["hand-4", "hand-3", "hand-2"]
+
+    assert store.archives.record_figures(repo, info("hand-4", 4, nfiles=5, size=800))
+    assert store.archives.record_figures(repo, info("hand-3", 3))  # empty: all 0
+    assert store.archives.without_figures(repo, 3) == ["hand-2", "hand-1"]
+    (row,) = [a for a in store.archives.query(repo) if a.name == "hand-4"]
+    assert (row.nfiles, row.original_size, row.compressed_size) == (5, 800, 400)
+
+    # A listing of the same archives keeps what is known; one made again under its name
+    # (another borg id) is unknown again, and an `info` of the old one is not taken.
+    store.archives.replace_set(repo, [*listed[:3], info("hand-4", 40, id="new")], {})
+    assert store.archives.without_figures(repo, 5) == ["hand-4", "hand-2", "hand-1"]
+    assert not store.archives.record_figures(repo, info("hand-4", 4, nfiles=5, size=800))
+    assert not store.archives.record_figures(repo, info("gone", 4, nfiles=5))
 
 
 def test_checkpoints_are_listed_only_when_asked(store: Store) -> None:

@@ -126,6 +126,12 @@ ARGV_TABLE: list[tuple[str, JobSpec, tuple[str, ...]]] = [
          "--", "/srv/borg/main"),
     ),
     (
+        "list with an archive: that archive's figures (borg info)",
+        spec(JobType.LIST, profile=None, archive="by hand {x}"),
+        ("borg", "info", "--log-json", "--progress", "--json", "--",
+         "/srv/borg/main::by hand {{x}}"),
+    ),
+    (
         "delete: one archive, after --",
         spec(JobType.DELETE, profile=None, archive="web-{1}"),
         ("borg", "delete", "--log-json", "--progress", "--", "/srv/borg/main::web-{{1}}"),

@@ -449,3 +449,27 @@ def test_rows_come_back_as_typed_records(store):
         job.but(status="finished")  # no such status
     with pytest.raises(TypeError):
         job.but(colour="red")  # no such field
+
+
+def test_version_4_archives_keep_their_figures_and_the_rest_are_asked_for(tmp_path) -> None:
+    """Version 5 marks which cached archives' figures are known."""
+    path = tmp_path / "v4.db"
+    fresh = Store.open(path)
+    repo = fresh.catalog.add_repository({"name": "r", "url": "/r"})
+    fresh.close()
+    with sqlite3.connect(path) as conn:  # back to version 4: no `figures` column
+        conn.execute("ALTER TABLE archives DROP COLUMN figures")
+        conn.execute("PRAGMA user_version = 4")
+        conn.execute(
+            f"INSERT INTO archives VALUES (1,{repo},'made','a1','web',1,2,3,100,50,10,'',7,0),"
+            f" (2,{repo},'by-hand','a2','',3,4,0,0,0,0,'',0,0)"
+        )
+    store = Store.open(path)
+    try:
+        assert store.archives.without_figures(repo, 10) == ["by-hand"]
+        assert {a.name: a.figures for a in store.archives.query(repo)} == {
+            "made": True,
+            "by-hand": False,
+        }
+    finally:
+        store.close()
