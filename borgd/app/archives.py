@@ -129,10 +129,15 @@ class ArchiveCases(JobCases):
         opts = check_options("DiffArchives", DIFF_OPTIONS, options)
         offset, limit = _page(opts)
         repo = self._repository(repository)
-        self._archive(repo, archive1)
-        self._archive(repo, archive2)
-        self._lane_free(repo, "compare its archives")
-        found = await self._reader().diff(repo.config(), archive1, archive2, opts.get("path", ""))
+        first, second = self._archive(repo, archive1), self._archive(repo, archive2)
+        path = opts.get("path", "")
+        reader = self._reader()
+        key = (first.archive_id, second.archive_id, path)
+        known = key if first.archive_id and second.archive_id else None
+        found = reader.remembered_diff(known)  # later pages: no borg, nor its lock
+        if found is None:
+            self._lane_free(repo, "compare its archives")
+            found = await reader.diff(repo.config(), archive1, archive2, path, known)
         return [
             {"path": d.path, "changes": list(d.changes), "size_delta": d.size_delta}
             for d in found[offset : offset + limit]

@@ -10,6 +10,7 @@ done.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from borgd.offloop import call_with_timeout
 
 WAIT_S = 20.0  # below D-Bus's default call timeout of 25 s
 WRITE_TIMEOUT_S = 300.0  # indexing 1,000,000 entries takes seconds
+DIFF_MEMORY = 200_000  # entries kept over the remembered diffs (some tens of MB)
+DiffKey = tuple[str, str, str]
 
 
 class BorgFinder(Protocol):
@@ -68,6 +71,9 @@ class ArchiveReader:
         self.base_env = dict(base_env)
         self.cache_dir = cache_dir
         self._reads: dict[Path, asyncio.Future[None]] = {}
+        # Archives never change: a diff between two (by borg id) stays true.  The
+        # newest few are kept so later pages need no borg (nor its lock).
+        self._diffs: OrderedDict[DiffKey, list[DiffEntry]] = OrderedDict()
 
     def listing_path(self, archive_id: str) -> Path:
         return self.cache_dir / "listings" / f"{archive_id}.sqlite"
@@ -140,10 +146,28 @@ class ArchiveReader:
             ) from None
         return target
 
+    def remembered_diff(self, key: DiffKey | None) -> list[DiffEntry] | None:
+        """A diff computed before: (archive1 id, archive2 id, path)."""
+        found = self._diffs.get(key) if key is not None else None
+        if found is not None and key is not None:
+            self._diffs.move_to_end(key)
+        return found
+
+    def _remember(self, key: DiffKey, found: list[DiffEntry]) -> None:
+        self._diffs[key] = found
+        while len(self._diffs) > 1 and sum(map(len, self._diffs.values())) > DIFF_MEMORY:
+            self._diffs.popitem(last=False)  # the least recently read
+
     async def diff(
-        self, repo: RepoConfig, archive1: str, archive2: str, path: str
+        self,
+        repo: RepoConfig,
+        archive1: str,
+        archive2: str,
+        path: str,
+        key: DiffKey | None = None,
     ) -> list[DiffEntry]:
-        """What changed from `archive1` to `archive2` (below `path`)."""
+        """What changed from `archive1` to `archive2` (below `path`); remembered under
+        `key` when given (the archives' borg ids and the path)."""
         found: list[DiffEntry] = []
 
         def take(line: str) -> None:
@@ -160,4 +184,6 @@ class ArchiveReader:
         )
         if not _ok(code):
             raise errors.Unavailable(stderr.failure("compare the archives", code))
+        if key is not None:
+            self._remember(key, found)
         return found

@@ -18,6 +18,7 @@ from dbus_fast.aio import MessageBus
 
 from tests.conftest import BusctlError, borg_json, make_tree, wait_until
 from tests.e2e.jobs_helpers import asv, backing_up, marked_tree, sparse_tree, wait_running
+from tests.e2e.jobs_helpers import job as job_row
 from tests.reliability.helpers import (
     add_profile,
     all_jobs,
@@ -311,16 +312,24 @@ def test_a_busy_repository_answers_unavailable_naming_the_job_at_once(
 ):
     start_borgd()
     init_repo(busctl, "r", tmp_path / "repo")
-    add_profile(busctl, "small", "r", [make_tree(tmp_path / "src", 3)])
+    src = make_tree(tmp_path / "src", 3)
+    add_profile(busctl, "small", "r", [src])
     add_profile(busctl, "big", "r", [sparse_tree(tmp_path / "big", 300, 200)])
     first = backup(busctl, "small")
+    (src / "added.txt").write_text("new\n")
+    second = backup(busctl, "small")
+    a, b = first["archive"], second["archive"]
+    # What was read before the lane got busy: a listing, and a diff.
+    contents = busctl("ListArchiveContents", "sssa{sv}", "r", a, "", 0)
+    diff = busctl("DiffArchives", "sssa{sv}", "r", a, b, 0)
+    diff = diff if isinstance(diff, list) else [diff]
+    assert "added" in diff[-1]["changes"] and len(diff) == 2, diff  # the folder, its file
     running = start_job(busctl, "big")
     wait_running(busctl, running)
     address = session_env.vars["DBUS_SESSION_BUS_ADDRESS"]
-    name = first["archive"]
     for member, signature, body in (
-        ("ListArchiveContents", "sssa{sv}", ["r", name, "", {}]),
-        ("DiffArchives", "sssa{sv}", ["r", name, name, {}]),
+        ("ListArchiveContents", "sssa{sv}", ["r", b, "", {}]),
+        ("DiffArchives", "sssa{sv}", ["r", b, a, {}]),  # the other way round: not read yet
     ):
         took, error, text = anyio.run(timed_call, address, member, signature, body)
         assert error == "org.borgd1.Error.Unavailable", (member, error, text)
@@ -328,8 +337,13 @@ def test_a_busy_repository_answers_unavailable_naming_the_job_at_once(
         # borg itself would wait for the lock (1 s by default, then fail); borgd answers
         # from its own records: a few milliseconds, with a second's margin for a busy CI.
         assert took < 1.0, (member, took)
-    # ListArchives answers from the cache meanwhile.
-    assert [a["name"] for a in archives(busctl, "r")] == [first["archive"]]
+    # What borgd read before answers from its own copy, pages too; ListArchives from the
+    # cache.  The backup is still running.
+    assert busctl("ListArchiveContents", "sssa{sv}", "r", a, "", 0) == contents
+    page = busctl("DiffArchives", "sssa{sv}", "r", a, b, *asv(offset=("u", 1), limit=("u", 1)))
+    assert (page if isinstance(page, list) else [page]) == diff[1:]
+    assert [x["name"] for x in archives(busctl, "r")] == [b, a]
+    assert job_row(busctl, running)["status"] == "running"
     busctl("CancelJob", "t", running)
     wait_status(busctl, running)
 
