@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import os
 import re
 import signal
@@ -368,6 +369,11 @@ class Daemon:
                 tg.start_soon(on_bus_lost)
                 log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
                 notifier.ready(f"serving {BUS_NAME}")
+                # Start-up's objects (modules, tables, handlers) live as long as borgd.
+                # Frozen, the full collections that a long reply's thousands of new
+                # objects set off no longer walk them: a page of 1,000 entries went
+                # from 2.1x to 1.4x a bare dbus-fast service's p95 (bench_archives).
+                gc.freeze()
                 await stop.wait()
                 notifier.stopping()
                 await executor.shutdown()
