@@ -42,10 +42,13 @@ from borgd.execution.archive_reader import ArchiveReader
 from borgd.execution.borg_tool import BorgLocator, BorgNotFound
 from borgd.execution.executor import Executor
 from borgd.execution.retention import Retention, RetentionRunner
+from borgd.notify.metrics_file import MetricsFile
+from borgd.notify.outbox import Outbox
 from borgd.paths import Paths
 from borgd.scheduling.runtime import Scheduling, SchedulingSettings, parse_notify_kinds
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable, StoreUnusable
+from borgd.store.health import keep_running
 from borgd.system.sdnotify import SystemdNotifier
 from borgd.system.secrets import SecretStore
 
@@ -141,6 +144,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="notify when a due backup has been held back this long (default 3600)",
     )
     parser.add_argument(
+        "--notify-retry",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="a notification that did not arrive is tried again after this long, then "
+        "twice as long each time, at most an hour apart, for a day (default 30)",
+    )
+    parser.add_argument(
         "--network-settle",
         type=_seconds,
         default=10.0,
@@ -161,6 +172,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=100,
         metavar="N",
         help="keep at most N finished jobs per profile (default 100)",
+    )
+    parser.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write Prometheus metrics to PATH after every job status change, e.g. into "
+        "node_exporter's textfile collector folder (default: $BORGD_METRICS_FILE, else off)",
     )
     parser.add_argument("--version", action="version", version=f"borgd {__version__}")
     return parser.parse_args(argv)
@@ -270,8 +287,23 @@ class Daemon:
             ),
         )
 
+        # -- notifications that leave the machine: the outbox and its senders --
+        notifier_urls = SecretStore(paths.config, bus, kind="notifier")
+        outbox = Outbox(
+            store=store,
+            clock=clock,
+            url_of=notifier_urls.get,
+            online=lambda: scheduling.conditions.online,
+            retry_first_us=int(args.notify_retry * 1_000_000),
+        )
+        events.subscribe(outbox)
+        scheduling.on_wake.append(outbox.kick)
+
         # -- the use cases behind the D-Bus API --
         service = Service(
+            outbox=outbox,
+            set_notifier_url=notifier_urls.set,
+            delete_notifier_url=notifier_urls.delete,
             store=store,
             events=events,
             clock=clock,
@@ -297,10 +329,24 @@ class Daemon:
         if recovered:
             log.info("recovery.requeued", jobs=[j.id for j in recovered])
 
+        # -- the metrics file (off unless asked for); written once ready, then on changes --
+        metrics_path = args.metrics_file or os.environ.get("BORGD_METRICS_FILE") or ""
+        metrics_file = None
+        if metrics_path:
+            metrics_path = os.path.abspath(os.path.expanduser(metrics_path))
+            metrics_file = MetricsFile(
+                path=Path(metrics_path), store=store, clock=clock, disk_usage=service.disk_usage
+            )
+            events.subscribe(metrics_file)
+
         # -- D-Bus --
         schedules = Schedules(store=store, clock=clock, scheduler=scheduling.scheduler)
         manager = ManagerInterface(
-            service, schedules, scheduling.conditions, lambda: len(executor.active)
+            service,
+            schedules,
+            scheduling.conditions,
+            lambda: len(executor.active),
+            metrics_file=metrics_path,
         )
         bus.export(MANAGER_PATH, manager)
         job_objects = JobObjects(bus, service.cancel_job)
@@ -340,6 +386,7 @@ class Daemon:
                 tg.start_soon(notifier.feed_watchdog)
                 tg.start_soon(store.watch_health)
                 tg.start_soon(retention.run)
+                tg.start_soon(keep_running, "outbox", outbox.run, store.health)
                 stop = anyio.Event()
                 bus_lost: list[str] = []
 
@@ -369,6 +416,8 @@ class Daemon:
                 tg.start_soon(on_bus_lost)
                 log.info("borgd.ready", version=__version__, bus_name=BUS_NAME, pid=os.getpid())
                 notifier.ready(f"serving {BUS_NAME}")
+                if metrics_file is not None:
+                    tg.start_soon(metrics_file.run)
                 # Start-up's objects (modules, tables, handlers) live as long as borgd.
                 # Frozen, the full collections that a long reply's thousands of new
                 # objects set off no longer walk them: a page of 1,000 entries went

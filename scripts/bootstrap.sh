@@ -56,3 +56,32 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip &&
   exit 1
 fi
 .venv/bin/borg --version >/dev/null
+
+# promtool, for the tests of the metrics file (tests/e2e/test_metrics.py).  Debian
+# ships it in `prometheus`, whose postinst adds a user and starts a Prometheus server
+# (on a machine without systemd: a daemon left running).  So the package is not
+# installed: apt downloads its .deb (checked against the signed archive) and promtool
+# alone is unpacked into .venv/prometheus/, where the tests look first.
+if [ "$want_test" = 1 ]; then
+  promtool=.venv/prometheus/usr/bin/promtool
+  if ! "$promtool" --version >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    # apt downloads as its unprivileged _apt user: let that user write there.
+    if [ "$(id -u)" = 0 ] && id -u _apt >/dev/null 2>&1; then chown _apt "$tmp"; fi
+    download() { (cd "$tmp" && apt-get download -q prometheus) >>"$log" 2>&1; }
+    if ! download; then
+      if [ "$(id -u)" != 0 ]; then
+        echo "bootstrap: cannot download the prometheus package (for promtool; see $log):" >&2
+        echo "  run as root, or: sudo apt-get update" >&2
+        exit 1
+      fi
+      apt-get update -q >>"$log" 2>&1
+      download || { cat "$log" >&2; echo "bootstrap: apt-get download prometheus failed" >&2; exit 1; }
+    fi
+    echo "bootstrap: promtool from $(basename "$tmp"/prometheus_*.deb) into .venv/prometheus/"
+    mkdir -p .venv/prometheus
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C .venv/prometheus ./usr/bin/promtool
+    "$promtool" --version >/dev/null
+  fi
+fi

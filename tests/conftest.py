@@ -272,11 +272,14 @@ def busctl(session_env: Env) -> Callable[..., Any]:
 @pytest.fixture
 def borgctl(session_env: Env) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(
-        *args: str, input: str | None = None, timeout: float = 120
+        *args: str,
+        input: str | None = None,
+        timeout: float = 120,
+        env_extra: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "borgd.cli.main", *args],
-            env=session_env.vars,
+            env={**session_env.vars, **(env_extra or {})},
             capture_output=True,
             text=True,
             input=input,

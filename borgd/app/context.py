@@ -14,6 +14,7 @@ from borgd.core.records import Job, Profile, Repository
 from borgd.events import Events
 from borgd.execution.archive_reader import ArchiveReader
 from borgd.execution.executor import Executor
+from borgd.notify.outbox import Outbox
 from borgd.store import Store
 from borgd.store.catalog import NotFound
 from borgd.store.jobs import NoSuchJob
@@ -21,6 +22,14 @@ from borgd.system.disk_usage import DiskUsage
 
 SecretSetter = Callable[[str, bytes], Awaitable[None]]
 SecretDeleter = Callable[[str], Awaitable[None]]
+
+
+async def _no_secrets(name: str, value: bytes) -> None:
+    raise errors.Unavailable("this borgd keeps no notifier URLs")
+
+
+async def _forget_nothing(name: str) -> None:
+    return None
 
 
 class UseCaseContext:
@@ -40,6 +49,9 @@ class UseCaseContext:
         repositories_changed: Callable[[], None] = lambda: None,
         disk_usage: DiskUsage | None = None,
         archive_reader: ArchiveReader | None = None,
+        outbox: Outbox | None = None,
+        set_notifier_url: SecretSetter | None = None,
+        delete_notifier_url: SecretDeleter | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -56,6 +68,10 @@ class UseCaseContext:
         self.disk_usage = disk_usage or DiskUsage()
         # borg's read-only archive commands (ListArchiveContents, DiffArchives).
         self.archive_reader = archive_reader
+        # Notifications: the outbox, and where notifier URLs (secrets) are kept.
+        self.outbox = outbox
+        self._set_notifier_url = set_notifier_url or _no_secrets
+        self._delete_notifier_url = delete_notifier_url or _forget_nothing
 
     def _repository(self, name: str) -> Repository:
         try:

@@ -17,6 +17,10 @@ class Unreachable(Exception):
     """No session bus, or no borgd on it."""
 
 
+class UsageError(Exception):
+    """The command line itself is wrong: one line, exit 2."""
+
+
 class CallFailed(Exception):
     def __init__(self, name: str, text: str) -> None:
         super().__init__(f"{text} ({name})")

@@ -97,6 +97,7 @@ class Action:
     args: tuple[Any, ...]
     summary: str
     passphrase_env: str | None = None  # AddRepository: read this variable when applying
+    url_env: str | None = None  # AddNotifier: its URL is in this variable when applying
 
 
 @dataclass
@@ -104,6 +105,12 @@ class Desired:
     repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     schedules: list[dict[str, Any]] = field(default_factory=list)
+    notifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# A notifier's URL carries tokens: a file names where it is, never the URL itself.
+NOTIFIER_KEYS = {"kind": "s", "events": "as", "profiles": "as", "enabled": "b"}
+SECRET_REF = "secret:notifier/{name}"  # the URL borgd keeps for this notifier
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -142,7 +149,7 @@ def parse(text: str) -> Desired:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}") from None
-    _check_keys("the file", data, {"repositories", "profiles", "schedules"})
+    _check_keys("the file", data, {"repositories", "profiles", "schedules", "notifiers"})
     desired = Desired()
     for name, table in data.get("repositories", {}).items():
         where = f"repositories.{name}"
@@ -193,6 +200,26 @@ def parse(text: str) -> Desired:
             if key in table:
                 sched[key] = _typed(where, key, sig, table[key])
         desired.schedules.append(sched)
+    for name, table in data.get("notifiers", {}).items():
+        where = f"notifiers.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        _check_keys(where, table, {"url", "url_env", *NOTIFIER_KEYS})
+        notifier: dict[str, Any] = {}
+        for key, sig in NOTIFIER_KEYS.items():
+            if key in table:
+                notifier[key] = _typed(where, key, sig, table[key])
+        if "url" in table and table["url"] != SECRET_REF.format(name=name):
+            raise ConfigError(
+                f"{where}.url: a notifier's URL carries tokens and is never written in a "
+                f'file; name a variable that holds it (url_env = "VAR"), or keep '
+                f'url = "{SECRET_REF.format(name=name)}" for the one borgd has'
+            )
+        if "url_env" in table:
+            if not isinstance(table["url_env"], str) or not table["url_env"]:
+                raise ConfigError(f"{where}.url_env must name an environment variable")
+            notifier["url_env"] = table["url_env"]
+        desired.notifiers[name] = notifier
     return desired
 
 
@@ -220,6 +247,7 @@ def plan(
     schedules: list[dict[str, Any]],
     *,
     prune: bool = False,
+    notifiers: list[dict[str, Any]] | None = None,
 ) -> list[Action]:
     """The calls that make borgd's configuration equal to `desired`, in a safe order."""
     actions: list[Action] = []
@@ -305,7 +333,39 @@ def plan(
                     f"update {label}: {', '.join(sorted(diff))}",
                 )
             )
+    have_notifiers = {x["name"]: x for x in notifiers or []}
+    for name, want in desired.notifiers.items():
+        opts = {k: (NOTIFIER_KEYS[k], v) for k, v in want.items() if k in NOTIFIER_KEYS}
+        if name not in have_notifiers:
+            if not want.get("url_env"):
+                raise ConfigError(
+                    f"notifiers.{name}: borgd has no notifier {name} to keep the URL of; "
+                    'name the variable that holds its URL (url_env = "VAR")'
+                )
+            actions.append(
+                Action(
+                    "AddNotifier",
+                    "ssa{sv}",
+                    (name, "", opts),
+                    f"add notifier {name}",
+                    url_env=want["url_env"],
+                )
+            )
+            continue
+        have = have_notifiers[name]
+        diff = {k: v for k, v in opts.items() if have.get(k) != v[1]}
+        if diff:
+            actions.append(
+                Action(
+                    "UpdateNotifier",
+                    "sa{sv}",
+                    (name, diff),
+                    f"update notifier {name}: {', '.join(sorted(diff))}",
+                )
+            )
     if prune:
+        for name in have_notifiers.keys() - desired.notifiers.keys():
+            actions.append(Action("RemoveNotifier", "s", (name,), f"remove notifier {name}"))
         for key, sched in have_sched.items():
             if key not in wanted_keys:
                 actions.append(
@@ -341,7 +401,10 @@ def _toml_key(key: str) -> str:
 
 
 def render(
-    repos: list[dict[str, Any]], profiles: list[dict[str, Any]], schedules: list[dict[str, Any]]
+    repos: list[dict[str, Any]],
+    profiles: list[dict[str, Any]],
+    schedules: list[dict[str, Any]],
+    notifiers: list[dict[str, Any]] | None = None,
 ) -> str:
     """The configuration as borgd.toml; only values that differ from the defaults."""
     out = [
@@ -380,5 +443,16 @@ def render(
                 continue
             shown = format_duration(value) if key in DURATION_KEYS else value
             out.append(f"{key} = {_toml_value(shown)}")
+        out.append("")
+    for x in notifiers or []:
+        out.append(f"[notifiers.{_toml_key(x['name'])}]")
+        out.append(f"kind = {_toml_value(x['kind'])}")
+        out.append(f"events = {_toml_value(list(x['events']))}")
+        if x["profiles"]:
+            out.append(f"profiles = {_toml_value(list(x['profiles']))}")
+        if not x["enabled"]:
+            out.append("enabled = false")
+        out.append(f"url = {_toml_value(SECRET_REF.format(name=x['name']))}")
+        out.append(f'# on another machine: url_env = "VAR" (its URL is not exported; {x["host"]})')
         out.append("")
     return "\n".join(out).rstrip() + "\n"

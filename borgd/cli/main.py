@@ -18,18 +18,14 @@ from typing import Any
 import anyio
 from dbus_fast import Variant
 
-from borgd.cli import archives_cmd
+from borgd.cli import archives_cmd, notify_cmd
 from borgd.cli import format as fmt
-from borgd.cli.client import CallFailed, Client, Unreachable
+from borgd.cli.client import CallFailed, Client, Unreachable, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 TERMINAL = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
 _DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
-
-
-class UsageError(Exception):
-    pass
 
 
 def parse_duration(text: str) -> int:
@@ -169,6 +165,7 @@ async def cmd_status(c: Client, a: argparse.Namespace) -> int:
     print(f"on battery:    {'yes' if props['OnBattery'] else 'no'}")
     print(f"metered:       {'yes' if props['Metered'] else 'no'}")
     print(f"next run:      {fmt.human_time(props['NextRun'], now)}")
+    print(f"metrics file:  {props.get('MetricsFile') or 'off'}")  # .get: an older borgd
     print(f"active jobs:   {props['ActiveJobs']}")
     for job in running:
         bar = fmt.progress_bar(job["progress"]) if job["status"] == "running" else "queued"
@@ -601,6 +598,7 @@ async def cmd_apply(c: Client, a: argparse.Namespace) -> int:
             await c.call("ListProfiles"),
             await c.call("ListSchedules"),
             prune=a.prune,
+            notifiers=await c.call("ListNotifiers"),
         )
     except OSError as exc:
         raise UsageError(f"cannot read {a.file}: {exc}") from None
@@ -619,6 +617,11 @@ async def cmd_apply(c: Client, a: argparse.Namespace) -> int:
             if secret is None:
                 raise UsageError(f"${action.passphrase_env} is not set")
             args[2] = {**args[2], "passphrase": Variant("s", secret)}
+        if action.member == "AddNotifier" and action.url_env:
+            url = os.environ.get(action.url_env)
+            if url is None:
+                raise UsageError(f"${action.url_env} is not set")
+            args[1] = url
         await c.call(action.member, action.signature, *args)
     return EXIT_OK
 
@@ -631,6 +634,7 @@ async def cmd_export(c: Client, a: argparse.Namespace) -> int:
             await c.call("ListRepositories"),
             await c.call("ListProfiles"),
             await c.call("ListSchedules"),
+            await c.call("ListNotifiers"),
         ),
         end="",
     )
@@ -873,6 +877,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     archives_cmd.add_parsers(sub)
+    notify_cmd.add_parsers(sub)
 
     p = sub.add_parser("apply", help="make borgd's configuration match a borgd.toml file")
     p.add_argument("file", help="the file, or - for stdin")
@@ -917,6 +922,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, i
     "apply": cmd_apply,
     "export": cmd_export,
     **archives_cmd.COMMANDS,
+    **notify_cmd.COMMANDS,
     "_names": cmd_names,
 }
 

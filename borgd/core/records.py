@@ -219,3 +219,36 @@ class Archive(_Record):
     job_id: int  # the job that made it; 0 when not made by borgd
     checkpoint: bool
     figures: bool  # borg's figures are known (from its `create`, or an `info` of it)
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier(_Record):
+    """Where borgd tells the world; its URL is a secret, kept apart (only `host` shows)."""
+
+    id: int
+    name: str
+    kind: str
+    events: list[str]
+    profiles: list[str]
+    enabled: bool
+    host: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(_Record):
+    """One event on its way to one notifier (the outbox row)."""
+
+    id: int
+    notifier_id: int
+    notifier: str
+    event: str
+    job_id: int
+    key: str
+    status: str  # pending, sent, failed (gave up), dropped (no longer wanted)
+    attempts: int
+    last_error: str
+    created_at: int
+    sent_at: int
+    next_attempt_at: int
+    payload: dict[str, Any]

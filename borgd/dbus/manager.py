@@ -26,9 +26,11 @@ from borgd.core.validation import check_time
 from borgd.dbus.errors import guarded
 from borgd.dbus.types import (
     ARCHIVE_KEYS,
+    DELIVERY_KEYS,
     DIFF_KEYS,
     ENTRY_KEYS,
     JOB_KEYS,
+    NOTIFIER_KEYS,
     PROFILE_KEYS,
     REPOSITORY_KEYS,
     SCHEDULE_KEYS,
@@ -89,12 +91,15 @@ class ManagerInterface(ServiceInterface):
         scheduler: SchedulesView,
         conditions: ConditionsView,
         active_jobs: Any,
+        *,
+        metrics_file: str = "",
     ) -> None:
         super().__init__(MANAGER_INTERFACE)
         self._service = service
         self._scheduler = scheduler
         self._conditions = conditions
         self._active_jobs = active_jobs
+        self._metrics_file = metrics_file
         self._archive_rows = RowsOnce()
 
     # -- repositories -----------------------------------------------------------
@@ -255,6 +260,39 @@ class ManagerInterface(ServiceInterface):
     def UnmountArchive(self, job_id: T) -> NONE:
         self._service.unmount_archive(job_id)
 
+    # -- notifiers ------------------------------------------------------------------
+
+    @dbus_method()
+    @guarded
+    async def AddNotifier(self, name: S, url: S, options: ASV) -> T:
+        return await self._service.add_notifier(name, url, from_variants(options))
+
+    @dbus_method()
+    @guarded
+    async def UpdateNotifier(self, name: S, options: ASV) -> NONE:
+        await self._service.update_notifier(name, from_variants(options))
+
+    @dbus_method()
+    @guarded
+    async def RemoveNotifier(self, name: S) -> NONE:
+        await self._service.remove_notifier(name)
+
+    @dbus_method()
+    @guarded
+    def ListNotifiers(self) -> AASV:
+        return [to_variants(x, NOTIFIER_KEYS) for x in self._service.list_notifiers()]
+
+    @dbus_method()
+    @guarded
+    def TestNotifier(self, name: S) -> T:
+        return self._service.test_notifier(name)
+
+    @dbus_method()
+    @guarded
+    def ListDeliveries(self, filter: ASV) -> AASV:
+        rows = self._service.list_deliveries(from_variants(filter))
+        return [to_variants(d, DELIVERY_KEYS) for d in rows]
+
     @dbus_method()
     @guarded
     def DeleteArchive(self, repository: S, archive: S, options: ASV) -> T:
@@ -321,6 +359,10 @@ class ManagerInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def StoreHealth(self) -> S:
         return self._service.store.health.state
+
+    @dbus_property(access=PropertyAccess.READ)
+    def MetricsFile(self) -> S:
+        return self._metrics_file
 
     # -- signals ------------------------------------------------------------
 

@@ -143,6 +143,28 @@ STATS_KEYS: dict[str, str] = {
     "repository_size": "t",
 }
 
+NOTIFIER_KEYS: dict[str, str] = {
+    "id": "t",
+    "name": "s",
+    "kind": "s",
+    "events": "as",
+    "profiles": "as",
+    "enabled": "b",
+    "host": "s",
+}
+
+DELIVERY_KEYS: dict[str, str] = {
+    "id": "t",
+    "notifier": "s",
+    "event": "s",
+    "job_id": "t",
+    "status": "s",
+    "attempts": "u",
+    "last_error": "s",
+    "created_at": "t",
+    "sent_at": "t",
+}
+
 UPCOMING_KEYS: dict[str, str] = {
     "schedule_id": "t",
     "profile": "s",

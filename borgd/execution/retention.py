@@ -123,8 +123,12 @@ class RetentionRunner:
             gone.extend(rows)
             await anyio.to_thread.run_sync(_remove_logs, self.logs_dir, rows)
         orphans = await anyio.to_thread.run_sync(_remove_orphan_logs, store, self.logs_dir)
-        if gone or orphans:
-            log.info("retention.expired", jobs=len(gone), orphan_logs=orphans)
+        # Deliveries that ended (sent, failed, dropped) live as long as finished jobs.
+        deliveries = store.notifiers.forget(older_than=self.clock() - keep.keep_days * DAY_US)
+        if gone or orphans or deliveries:
+            log.info(
+                "retention.expired", jobs=len(gone), orphan_logs=orphans, deliveries=deliveries
+            )
         return gone
 
     async def run(self) -> None:

@@ -122,6 +122,8 @@ class Scheduling:
         )
         for listener in (SchedulerListener(scheduler), self.overdue, self.alerts):
             events.subscribe(listener)
+        # Called when the network may be back or the machine resumed (the outbox).
+        self.on_wake: list[Callable[[], None]] = []
         log.info("notifications.kinds", enabled=sorted(settings.notify))
 
     # -- hooks for the rest of the daemon --------------------------------------------
@@ -183,7 +185,10 @@ class Scheduling:
         if self.network.metered != conditions.metered:
             conditions.metered = self.network.metered
             changed["Metered"] = conditions.metered
+        came_back = self.network.online and not conditions.online
         conditions.online = self.network.online
+        if came_back:
+            self._wake()
         if changed:
             self.events.manager_changed(changed)
         self.settle.network_changed()
@@ -204,3 +209,8 @@ class Scheduling:
         await self.scheduler.after_resume()
         self.overdue.poke()
         self.alerts.poke()
+        self._wake()
+
+    def _wake(self) -> None:
+        for hook in self.on_wake:
+            hook()

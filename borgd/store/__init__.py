@@ -12,6 +12,7 @@ from borgd.store.engine import StoreUnavailable, open_engine, probe_write
 from borgd.store.file_guard import StoreFile
 from borgd.store.health import StoreHealth
 from borgd.store.jobs import JobStore
+from borgd.store.notifiers import NotifierStore
 
 
 class Store:
@@ -26,6 +27,7 @@ class Store:
         self.catalog = Catalog(engine)
         self.jobs = JobStore(engine)
         self.archives = ArchiveCache(engine)
+        self.notifiers = NotifierStore(engine)
         if file is not None:
             event.listen(engine, "begin", self._check_file)
 

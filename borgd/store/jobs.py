@@ -275,6 +275,14 @@ class JobStore:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(JOBS)).scalar_one())
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many rows of each (type, status) there are (the metrics file): one scan."""
+        stmt = select(JOBS.c.type, JOBS.c.status, func.count()).group_by(
+            JOBS.c.type, JOBS.c.status
+        )
+        with self._engine.connect() as conn:
+            return {(r[0], r[1]): int(r[2]) for r in conn.execute(stmt)}
+
     def expired_ids(self, *, older_than: int, keep_per_profile: int) -> list[int]:
         """Finished jobs older than `older_than` or beyond the newest N per profile.
 

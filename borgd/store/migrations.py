@@ -381,8 +381,44 @@ _V5: tuple[str, ...] = (
     "WHERE nfiles > 0 OR original_size > 0 OR compressed_size > 0 OR deduplicated_size > 0",
 )
 
+# Version 6: notifiers and the outbox of their deliveries.
+_V6: tuple[str, ...] = (
+    """
+    CREATE TABLE notifiers (
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    name VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    events JSON NOT NULL,
+    profiles JSON NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    host VARCHAR NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (name)
+    )
+    """,
+    """
+    CREATE TABLE deliveries (
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    notifier_id INTEGER NOT NULL,
+    notifier VARCHAR NOT NULL,
+    event VARCHAR NOT NULL,
+    job_id INTEGER NOT NULL,
+    "key" VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    payload JSON NOT NULL,
+    UNIQUE ("key")
+    )
+    """,
+    "CREATE INDEX ix_deliveries_status_notifier ON deliveries (status, notifier_id, id)",
+)
+
 Step = tuple[str, ...] | tuple[Rebuild, ...]
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST = len(MIGRATIONS)
 
 

@@ -208,6 +208,45 @@ ARCHIVES = Table(
     sqlite_autoincrement=True,
 )
 
+# Notifiers: where borgd tells the world.  The URL carries tokens: it is kept with
+# the secrets (like a passphrase), never here; `host` is what may be shown of it.
+NOTIFIERS = Table(
+    "notifiers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("kind", String, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("profiles", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("host", String, nullable=False, default=""),
+    Column("created_at", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
+
+# The outbox: every event a notifier wants is a row here before anything is sent.
+# `key` (notifier, event, subject) makes a second insert of the same event a no-op,
+# so a restart or a replay sends it once; rows of a removed notifier stay (dropped).
+DELIVERIES = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("notifier_id", Integer, nullable=False),
+    Column("notifier", String, nullable=False),
+    Column("event", String, nullable=False),
+    Column("job_id", Integer, nullable=False, default=0),
+    Column("key", String, nullable=False, unique=True),
+    Column("status", String, nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", Integer, nullable=False),
+    Column("sent_at", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Integer, nullable=False, default=0),
+    Column("payload", JSON, nullable=False),
+    Index("ix_deliveries_status_notifier", "status", "notifier_id", "id"),
+    sqlite_autoincrement=True,
+)
+
 # Small persisted daemon state: the global pause.  Its key is a name, not an id.
 SETTINGS = Table(
     "settings",

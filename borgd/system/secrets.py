@@ -158,6 +158,10 @@ def check_repository_name(repo: str) -> None:
         raise ValueError(f"invalid repository name for a secret: {repo!r}")
 
 
+_SUFFIXES = {"repository": ".passphrase", "notifier": ".url"}
+_NOUNS = {"repository": "the passphrase of repository", "notifier": "the URL of notifier"}
+
+
 def _check_passphrase(passphrase: bytes) -> bytes:
     if not isinstance(passphrase, bytes | bytearray):
         raise TypeError("a passphrase must be bytes")
@@ -167,18 +171,18 @@ def _check_passphrase(passphrase: bytes) -> bytes:
     return data
 
 
-def _locked_message(repo: str) -> str:
+def _locked_message(noun: str, repo: str) -> str:
     return (
-        f"the keyring holding the passphrase of repository {repo!r} is locked; "
+        f"the keyring holding {noun} {repo!r} is locked; "
         "unlock it (log in to the desktop session or open the password manager) "
         "and the job will run"
     )
 
 
-def _prompt_message(repo: str) -> str:
+def _prompt_message(noun: str, repo: str) -> str:
     return (
-        f"the Secret Service wants to ask the user before changing the passphrase of "
-        f"repository {repo!r} (a locked keyring or an access confirmation); borgd does "
+        f"the Secret Service wants to ask the user before changing {noun} "
+        f"{repo!r} (a locked keyring or an access confirmation); borgd does "
         "not show prompts: unlock the keyring or allow access, then retry"
     )
 
@@ -192,9 +196,15 @@ class SecretStore:
 
     call_timeout = 10.0
 
-    def __init__(self, config_dir: Path, bus: MessageBus | None = None) -> None:
+    def __init__(
+        self, config_dir: Path, bus: MessageBus | None = None, kind: str = "repository"
+    ) -> None:
+        """`kind`: whose secrets — a repository's passphrase, or a notifier's URL (it
+        carries tokens): items with the attribute `notifier`, files `<name>.url`."""
         self._config_dir = Path(config_dir)
         self._bus = bus
+        self._kind = kind
+        self._noun = _NOUNS[kind]
 
     @property
     def directory(self) -> Path:
@@ -203,7 +213,7 @@ class SecretStore:
 
     def path_for(self, repo: str) -> Path:
         check_repository_name(repo)
-        return self.directory / f"{repo}.passphrase"
+        return self.directory / f"{repo}{_SUFFIXES[self._kind]}"
 
     # -- public API ----------------------------------------------------------
 
@@ -305,9 +315,9 @@ class SecretStore:
             if exc.type in ABSENT_ERRORS:
                 raise _ServiceGone from exc
             if exc.type == LOCKED_ERROR:
-                raise SecretUnavailable(_locked_message(repo)) from exc
+                raise SecretUnavailable(_locked_message(self._noun, repo)) from exc
             raise SecretUnavailable(
-                f"the Secret Service failed for repository {repo!r}: {exc.type}"
+                f"the Secret Service failed for {self._kind} {repo!r}: {exc.type}"
                 + (f" ({exc.text})" if exc.text else "")
             ) from exc
         except TimeoutError as exc:
@@ -324,9 +334,8 @@ class SecretStore:
         with contextlib.suppress(Exception), anyio.move_on_after(self.call_timeout):
             await self._iface(prompt, PROMPT_NODE, PROMPT_IFACE).call_dismiss()  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _attributes(repo: str) -> dict[str, str]:
-        return {"application": APPLICATION, "repository": repo}
+    def _attributes(self, repo: str) -> dict[str, str]:
+        return {"application": APPLICATION, self._kind: repo}
 
     async def _ss_get(self, repo: str) -> bytes | None:
         async with self._session(repo) as (service, session):
@@ -340,7 +349,7 @@ class SecretStore:
                     _session, _params, value, _content_type = secrets[item]
                     return bytes(value)
             if locked:
-                raise SecretUnavailable(_locked_message(repo))
+                raise SecretUnavailable(_locked_message(self._noun, repo))
             return None
 
     async def _ss_set(self, repo: str, passphrase: bytes) -> None:
@@ -353,10 +362,10 @@ class SecretStore:
                 )
             collection = self._iface(path, COLLECTION_NODE, COLLECTION_IFACE)
             if await collection.get_locked():  # type: ignore[attr-defined]
-                raise SecretUnavailable(_locked_message(repo))
+                raise SecretUnavailable(_locked_message(self._noun, repo))
             properties = {
                 "org.freedesktop.Secret.Item.Label": Variant(
-                    "s", f"borgd passphrase of repository {repo}"
+                    "s", f"borgd {self._noun.removeprefix('the ')} {repo}"
                 ),
                 "org.freedesktop.Secret.Item.Attributes": Variant("a{ss}", self._attributes(repo)),
             }
@@ -366,7 +375,7 @@ class SecretStore:
             )
             if prompt != NO_PATH:
                 await self._dismiss(prompt)
-                raise SecretUnavailable(_prompt_message(repo))
+                raise SecretUnavailable(_prompt_message(self._noun, repo))
 
     async def _ss_delete(self, repo: str) -> None:
         async with self._session(repo) as (service, _session):
@@ -374,12 +383,12 @@ class SecretStore:
                 self._attributes(repo)
             )
             if locked:
-                raise SecretUnavailable(_locked_message(repo))
+                raise SecretUnavailable(_locked_message(self._noun, repo))
             for item in unlocked:
                 prompt = await self._iface(item, ITEM_NODE, ITEM_IFACE).call_delete()  # type: ignore[attr-defined]
                 if prompt != NO_PATH:
                     await self._dismiss(prompt)
-                    raise SecretUnavailable(_prompt_message(repo))
+                    raise SecretUnavailable(_prompt_message(self._noun, repo))
 
     # -- files ---------------------------------------------------------------
 

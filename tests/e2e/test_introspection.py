@@ -64,6 +64,7 @@ def test_manager_matches_the_xml(start_borgd, session_env):
         "Metered",
         "ActiveJobs",
         "NextRun",
+        "MetricsFile",
     ):
         assert f"property {name}" in live
 

@@ -215,7 +215,7 @@ async def test_a_locked_keyring_is_a_clear_failure(store, tmp_path):
     )
 
     async def locked(repo: Any) -> bytes | None:
-        raise SecretUnavailable(_locked_message(repo.name))
+        raise SecretUnavailable(_locked_message("the passphrase of repository", repo.name))
 
     ex = executor(store, tmp_path, Events())
     ex.passphrase = locked

@@ -66,6 +66,7 @@ def test_migrated_schema_equals_models(tmp_path):
         assert schema(a) == modelled_schema(tmp_path)
         assert a.execute("PRAGMA user_version").fetchone()[0] == LATEST
     integer_ids = {"repositories", "profiles", "schedules", "jobs", "archives"}
+    integer_ids |= {"notifiers", "deliveries"}
     assert {name for name, t in schema(a).items() if t[1]} == integer_ids  # type: ignore[index]
 
 
@@ -459,6 +460,8 @@ def test_version_4_archives_keep_their_figures_and_the_rest_are_asked_for(tmp_pa
     fresh.close()
     with sqlite3.connect(path) as conn:  # back to version 4: no `figures` column
         conn.execute("ALTER TABLE archives DROP COLUMN figures")
+        conn.execute("DROP TABLE notifiers")  # and what later versions added
+        conn.execute("DROP TABLE deliveries")
         conn.execute("PRAGMA user_version = 4")
         conn.execute(
             f"INSERT INTO archives VALUES (1,{repo},'made','a1','web',1,2,3,100,50,10,'',7,0),"
@@ -471,5 +474,32 @@ def test_version_4_archives_keep_their_figures_and_the_rest_are_asked_for(tmp_pa
             "made": True,
             "by-hand": False,
         }
+    finally:
+        store.close()
+
+
+def test_deliveries_once_per_key_in_order_and_ended_ones_expire(tmp_path) -> None:
+    from borgd.core.notifications import NotifierSettings
+
+    store = Store.open(tmp_path / "d.db")
+    try:
+        hook = store.notifiers.add(
+            "hook", NotifierSettings("webhook", ("job-failed",), (), True), "http://h", 1
+        )
+        first = store.notifiers.enqueue(hook, "job-failed", 7, "k7", {"a": 1}, now=10)
+        assert store.notifiers.enqueue(hook, "job-failed", 7, "k7", {"a": 2}, now=11) is None
+        second = store.notifiers.enqueue(hook, "job-failed", 8, "k8", {}, now=12)
+        assert store.notifiers.waiting() == {hook.id: 10}
+        assert store.notifiers.first_waiting(hook.id).id == first  # type: ignore[union-attr]
+        store.notifiers.settle(first, status="sent", sent_at=20)  # type: ignore[arg-type]
+        assert store.notifiers.first_waiting(hook.id).id == second  # type: ignore[union-attr]
+        assert store.notifiers.forget(older_than=100) == 1  # only the ended one
+        store.notifiers.remove("hook", "the notifier was removed")
+        (row,) = store.notifiers.deliveries()
+        assert (row.id, row.status, row.last_error) == (
+            second,
+            "dropped",
+            "the notifier was removed",
+        )
     finally:
         store.close()
