@@ -298,6 +298,7 @@ class Daemon:
         )
         events.subscribe(outbox)
         scheduling.on_wake.append(outbox.kick)
+        scheduling.on_blocked.append(outbox.blocked)
 
         # -- the use cases behind the D-Bus API --
         service = Service(

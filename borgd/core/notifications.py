@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from borgd.core.jobs import JobStatus, JobType
+from borgd.core.jobs import JobStatus, JobType, SkipReason
 from borgd.core.validation import BOOL, STR, STR_LIST, U32_, InvalidArgument, Kind, check_options
 
 EVENTS = (
@@ -113,9 +113,15 @@ def check_notifier_options(options: Mapping[str, Any], *, update: bool = False) 
     )
 
 
-def job_event(status: JobStatus) -> str | None:
-    """The event a job's new status is; None for statuses nobody is told of."""
-    return _JOB_EVENTS.get(status)
+def job_events(status: JobStatus, skip_reason: SkipReason | None = None) -> list[str]:
+    """The events a job's new status is: none for statuses nobody is told of; a run
+    skipped because its catch-up window had passed is also `missed-window`."""
+    event = _JOB_EVENTS.get(status)
+    if event is None:
+        return []
+    if status is JobStatus.SKIPPED and skip_reason is SkipReason.MISSED_WINDOW:
+        return [event, "missed-window"]
+    return [event]
 
 
 def wants(

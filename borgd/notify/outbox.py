@@ -24,13 +24,14 @@ from typing import Any
 import anyio
 import structlog
 
-from borgd.clock import Clock
+from borgd.clock import Clock, to_datetime
 from borgd.core import notifications as n
 from borgd.core.jobs import JobStatus
 from borgd.core.records import Delivery, Job, Notifier
 from borgd.execution import joblog
 from borgd.notify.senders import SendFailed, send
 from borgd.offloop import call_with_timeout
+from borgd.scheduling.alerts import REASON_TEXT
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable
 from borgd.wakeups import Poke
@@ -42,6 +43,10 @@ LOG_LINES = 100
 IDLE_WAIT_US = 3_600_000_000  # look again at least hourly (a clock jump)
 # Keys of the job document a webhook receives: what ListJobs shows, no internals.
 _PRIVATE = {"pid", "pid_start_time", "log_path", "options"}
+
+
+def _when(us: int) -> str:
+    return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def job_document(job: Job) -> dict[str, Any]:
@@ -99,7 +104,7 @@ class Outbox:
                 "overdue",
                 f"borgd on {self.host}: backups of {name} are overdue",
                 f"No successful backup of {name} since "
-                + (f"{last} (µs since the epoch)." if last else "it was added."),
+                + (f"{_when(last)}." if last else "it was added."),
                 "warning",
             )
             payload["job"] = {"profile": name, "last_success": last, "event": "overdue"}
@@ -108,15 +113,33 @@ class Outbox:
     def manager_changed(self, changed: dict[str, Any]) -> None:
         pass
 
+    def blocked(self, profile: str, since: int, reason: str) -> None:
+        """A due backup of `profile` held back by `reason` since `since`, too long."""
+        payload = self._message(
+            "blocked",
+            f"borgd on {self.host}: the backup of {profile} is waiting",
+            f"Held back since {_when(since)}: {REASON_TEXT.get(reason, reason)}.",
+            "warning",
+        )
+        payload["job"] = {"profile": profile, "blocked_by": reason, "since": since}
+        self._enqueue("blocked", profile, 0, f"{profile}:{since}", payload)
+
     def _job_event(self, job: Job) -> None:
-        event = n.job_event(job.status)
-        if event is None:
-            return
+        for event in n.job_events(job.status, job.skip_reason):
+            self._job_message(job, event)
+
+    def _job_message(self, job: Job, event: str) -> None:
         subject = job.profile or job.repository
         level = {"job-failed": "failure", "job-warning": "warning"}.get(event, "success")
         if event in ("job-started", "job-skipped"):
             level = "info"
-        what = {"job-started": "started", "job-skipped": "skipped"}.get(event, job.status.value)
+        what = {
+            "job-started": "started",
+            "job-skipped": f"skipped ({job.skip_reason or 'no reason'})",
+            "missed-window": "missed its catch-up window",
+        }.get(event, job.status.value)
+        if event == "missed-window":
+            level = "warning"
         payload = self._message(
             event,
             f"borgd on {self.host}: {job.type.value} of {subject} {what}",

@@ -20,6 +20,7 @@ threshold.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -72,8 +73,11 @@ class Alerts:
         clock: Clock,
         timer: Timer,
         blocked_after: int = DEFAULT_BLOCKED_AFTER_US,
+        on_blocked: Callable[[str, int, str], None] | None = None,
     ) -> None:
         self.notifier = notifier
+        # Also told of each blocked episode (profile, held back since, reason): the outbox.
+        self.on_blocked = on_blocked
         self.store = store
         self.clock = clock
         self.blocked_after = blocked_after
@@ -130,7 +134,8 @@ class Alerts:
             del self._blocked_since[profile]
             self._blocked_sent.discard(profile)
             self.notifier.clear(f"blocked:{profile}")
-        if "blocked" not in self.notifier.enabled:
+        desktop = "blocked" in self.notifier.enabled
+        if not desktop and self.on_blocked is None:
             self._blocked_since.update({p: s for p, (s, _) in held.items()})
             return None
         deadline: int | None = None
@@ -140,13 +145,20 @@ class Alerts:
             if now >= due:
                 if profile not in self._blocked_sent:  # one try per episode
                     self._blocked_sent.add(profile)
-                    self._pending.append(
-                        (
-                            f"blocked:{profile}",
-                            f"Backup of {profile} is waiting",
-                            f"Held back since {_when(since)}: {REASON_TEXT.get(reason, reason)}.",
+                    if self.on_blocked is not None:
+                        try:
+                            self.on_blocked(profile, since, reason)
+                        except Exception:
+                            log.exception("alerts.on_blocked_failed", profile=profile)
+                    if desktop:
+                        self._pending.append(
+                            (
+                                f"blocked:{profile}",
+                                f"Backup of {profile} is waiting",
+                                f"Held back since {_when(since)}: "
+                                f"{REASON_TEXT.get(reason, reason)}.",
+                            )
                         )
-                    )
             else:
                 deadline = due if deadline is None else min(deadline, due)
         if self._pending:

@@ -112,6 +112,7 @@ class Scheduling:
             clock=clock,
             timer=make_timer(),
             blocked_after=settings.blocked_after_us,
+            on_blocked=self._blocked,
         )
         self.overdue = OverdueWatcher(
             store=store,
@@ -124,6 +125,8 @@ class Scheduling:
             events.subscribe(listener)
         # Called when the network may be back or the machine resumed (the outbox).
         self.on_wake: list[Callable[[], None]] = []
+        # Called for each episode of a backup held back too long (the outbox).
+        self.on_blocked: list[Callable[[str, int, str], None]] = []
         log.info("notifications.kinds", enabled=sorted(settings.notify))
 
     # -- hooks for the rest of the daemon --------------------------------------------
@@ -214,3 +217,7 @@ class Scheduling:
     def _wake(self) -> None:
         for hook in self.on_wake:
             hook()
+
+    def _blocked(self, profile: str, since: int, reason: str) -> None:
+        for hook in self.on_blocked:
+            hook(profile, since, reason)

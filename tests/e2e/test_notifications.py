@@ -441,3 +441,59 @@ def test_apply_and_export_carry_notifiers_never_their_urls(start_borgd, borgctl,
     refused = borgctl("apply", str(literal))
     assert refused.returncode == 2 and "url_env" in refused.stderr
     assert TOKEN_HOOK not in refused.stderr
+
+
+def test_held_back_and_overdue_profiles_are_told_once_per_episode(
+    start_borgd, busctl, session_env, spawn_mock, tmp_path, server
+):
+    from tests.e2e.test_scheduler_runs import add_schedule, setup_profile
+
+    spawn_mock("upower", {"OnBattery": True})
+    start_borgd("--notify-blocked-after", "1")
+    wait_until(lambda: busctl("ListJobs", "a{sv}", 0) is not None, 5, "borgd")
+    add_notifier(
+        busctl, "hook", server.url("/hook"), kind="webhook", events=["blocked", "overdue"]
+    )
+    setup_profile(busctl, session_env, "docs", max_age=1_000_000)  # overdue 1 s after adding
+    add_schedule(busctl, "docs", "*:*:0/2", skip_on_battery=True)
+
+    def events() -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in server.received:
+            out.setdefault(r.headers["x-borgd-event"], []).append(r.json())
+        return out
+
+    got = wait_until(
+        lambda: {"blocked", "overdue"} <= set(e := events()) and e, 15, "blocked and overdue"
+    )
+    assert got["blocked"][0] == {"profile": "docs", "blocked_by": "on-battery",
+                                 "since": got["blocked"][0]["since"]}  # fmt: skip
+    assert got["overdue"][0]["profile"] == "docs"
+    time.sleep(3)  # more occurrences are held back: still one episode each
+    assert {k: len(v) for k, v in events().items()} == {"blocked": 1, "overdue": 1}
+
+
+def test_a_run_that_missed_its_window_is_told(start_borgd, busctl, session_env, server):
+    import signal
+    from datetime import UTC, datetime, timedelta
+
+    from tests.e2e.test_scheduler_runs import add_schedule, calendar_seconds, setup_profile
+
+    daemon = start_borgd()
+    setup_profile(busctl, session_env, "docs")
+    add_notifier(busctl, "hook", server.url("/hook"), kind="webhook", events=["missed-window"])
+    at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    add_schedule(busctl, "docs", calendar_seconds(at, 1), catch_up_window=1_000_000)
+    daemon.stop(signal.SIGKILL)  # down while it is due, and for longer than its window
+    time.sleep(max(0.0, at.timestamp() + 2.0 - time.time()))
+    start_borgd()
+    wait_until(lambda: server.received, 15, "the missed-window message")
+    time.sleep(0.5)
+    (got,) = server.received
+    assert got.headers["x-borgd-event"] == "missed-window"
+    body = got.json()
+    assert (body["profile"], body["status"], body["skip_reason"]) == (
+        "docs",
+        "skipped",
+        "missed-window",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from borgd.core import notifications as n
-from borgd.core.jobs import JobStatus, JobType
+from borgd.core.jobs import JobStatus, JobType, SkipReason
 from borgd.errors import InvalidArgument
 
 HOUR = 3_600_000_000
@@ -51,10 +51,15 @@ def test_a_ping_monitor_hears_backups_and_a_warning_as_success() -> None:
 
 
 def test_job_statuses_are_events_and_the_run_id_is_the_jobs() -> None:
-    assert n.job_event(JobStatus.RUNNING) == "job-started"
-    assert n.job_event(JobStatus.FAILED) == "job-failed"
-    assert n.job_event(JobStatus.QUEUED) is None
-    assert n.job_event(JobStatus.CANCELLED) is None
+    assert n.job_events(JobStatus.RUNNING) == ["job-started"]
+    assert n.job_events(JobStatus.FAILED) == ["job-failed"]
+    assert n.job_events(JobStatus.QUEUED) == []
+    assert n.job_events(JobStatus.CANCELLED) == []
+    assert n.job_events(JobStatus.SKIPPED, SkipReason.PAUSED) == ["job-skipped"]
+    assert n.job_events(JobStatus.SKIPPED, SkipReason.MISSED_WINDOW) == [
+        "job-skipped",
+        "missed-window",
+    ]
     assert n.run_id("host", 7) == n.run_id("host", 7) != n.run_id("host", 8)
     assert n.delivery_key(3, "job-failed", "7") != n.delivery_key(3, "job-failed", "8")
 
