@@ -126,6 +126,8 @@ class ProfileCases(UseCaseContext):
                 "max_age",
                 "inhibit_sleep",
                 "one_file_system",
+                "nice",
+                "ionice",
             )
         }
         out.update(repository=repository, last_success=last_success, overdue=overdue)

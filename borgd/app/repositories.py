@@ -60,6 +60,7 @@ class RepositoryCases(UseCaseContext):
             "encryption": encryption,
             "ssh_command": opts.get("ssh_command") or None,
             "lock_wait": opts.get("lock_wait"),
+            "upload_ratelimit": opts.get("upload_ratelimit", 0),
             "passcommand": passcommand,
             "has_passphrase": passphrase is not None,
             "created_at": self.clock(),
@@ -95,6 +96,8 @@ class RepositoryCases(UseCaseContext):
         for key in ("encryption", "ssh_command", "lock_wait"):
             if key in opts:
                 values[key] = opts[key] if opts[key] != "" else None
+        if "upload_ratelimit" in opts:
+            values["upload_ratelimit"] = opts["upload_ratelimit"]
         if "passcommand" in opts:
             values["passcommand"] = opts["passcommand"] or None
         if passphrase is not None:
@@ -156,6 +159,7 @@ def public_repository(row: Repository) -> dict[str, Any]:
         "encryption": row.encryption,
         "ssh_command": row.ssh_command or "",
         "lock_wait": row.lock_wait or 0,
+        "upload_ratelimit": row.upload_ratelimit,
         "has_passphrase": bool(row.has_passphrase),
         "has_passcommand": bool(row.passcommand),
         "remote": local_path(row.url) is None,

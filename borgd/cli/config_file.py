@@ -50,6 +50,8 @@ PROFILE_DEFAULTS: dict[str, Any] = {
     "max_age": 0,
     "inhibit_sleep": True,
     "one_file_system": False,
+    "nice": 0,
+    "ionice": "",
 }
 SCHEDULE_DEFAULTS: dict[str, Any] = {
     "timezone": "",
@@ -129,6 +131,7 @@ def _typed(where: str, key: str, sig: str, value: Any) -> Any:
         "s": isinstance(value, str),
         "b": isinstance(value, bool),
         "u": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "i": isinstance(value, int) and not isinstance(value, bool),
         "t": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
         "as": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[sig]
@@ -137,6 +140,7 @@ def _typed(where: str, key: str, sig: str, value: Any) -> Any:
             "s": "a string",
             "b": "true or false",
             "u": "a whole number",
+            "i": "a whole number",
             "t": "a whole number",
             "as": "a list of strings",
         }[sig]
@@ -416,7 +420,7 @@ def render(
     for r in repos:
         out.append(f"[repositories.{_toml_key(r['name'])}]")
         out.append(f"url = {_toml_value(r['url'])}")
-        for key in ("encryption", "ssh_command", "lock_wait"):
+        for key in ("encryption", "ssh_command", "lock_wait", "upload_ratelimit"):
             if r.get(key):
                 out.append(f"{key} = {_toml_value(r[key])}")
         if r.get("has_passphrase") or r.get("has_passcommand"):

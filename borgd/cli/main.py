@@ -81,6 +81,8 @@ def repo_options(a: argparse.Namespace) -> dict[str, Variant]:
         opts["ssh_command"] = _v("s", a.ssh_command)
     if a.lock_wait is not None:
         opts["lock_wait"] = _v("u", a.lock_wait)
+    if a.upload_ratelimit is not None:
+        opts["upload_ratelimit"] = _v("u", a.upload_ratelimit)
     if a.passcommand is not None:
         opts["passcommand"] = _v("s", a.passcommand)
     passphrase = None
@@ -107,6 +109,8 @@ PROFILE_FLAGS: tuple[tuple[str, str], ...] = (
     ("check_every", "u"),
     ("pre_command", "s"),
     ("post_command", "s"),
+    ("nice", "i"),
+    ("ionice", "s"),
 )
 PROFILE_BOOLS = ("prune_after", "compact_after", "enabled", "inhibit_sleep", "one_file_system")
 
@@ -750,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
         rp.add_argument("--passcommand", help="a command that prints the passphrase")
         rp.add_argument("--ssh-command", help="BORG_RSH, e.g. 'ssh -i ~/.ssh/backup'")
         rp.add_argument("--lock-wait", type=int, metavar="SECONDS")
+        rp.add_argument(
+            "--upload-ratelimit", type=int, metavar="KIB_S", help="borg's upload limit (0: none)"
+        )
     for action in ("list", "show"):
         rp = rsub.add_parser(action)
         if action == "show":
@@ -780,6 +787,12 @@ def build_parser() -> argparse.ArgumentParser:
         pp.add_argument("--pre-command")
         pp.add_argument("--post-command")
         pp.add_argument("--max-age", metavar="DURATION", help="overdue after this, e.g. 2d")
+        pp.add_argument("--nice", type=int, metavar="0-19", help="run borg at this niceness")
+        pp.add_argument(
+            "--ionice",
+            choices=("idle", "best-effort", ""),
+            help="borg's I/O class ('' = as borgd)",
+        )
         _bool_flag(pp, "prune-after", "prune after each backup", "do not prune")
         _bool_flag(pp, "compact-after", "compact after each backup", "do not compact")
         _bool_flag(pp, "enabled", "enable the profile", "disable the profile")

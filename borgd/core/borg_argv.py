@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from string import Formatter
 
-from borgd.core.config import JobSpec, RepoConfig, local_path
+from borgd.core.config import JobSpec, ProfileConfig, RepoConfig, local_path
 from borgd.core.jobs import JobType
 
 __all__ = [
@@ -759,9 +759,35 @@ def _check_version(version: tuple[int, int, int]) -> None:
 def build_argv(
     spec: JobSpec, *, borg: str = "borg", version: tuple[int, int, int] = (1, 4, 0)
 ) -> tuple[str, ...]:
-    """The full argv (``borg`` first) for one job; ValueError with a human message if invalid."""
+    """The full argv for one job: ``borg`` first, or the `nice`/`ionice` that run it;
+    ValueError with a human message if invalid."""
     _check_version(version)
-    return (borg, *_BUILDERS[spec.type](spec))
+    args = _BUILDERS[spec.type](spec)
+    if spec.repo.upload_ratelimit:
+        # borg's common option, right after the command: renamed in 1.4
+        flag = "--upload-ratelimit" if version >= (1, 4, 0) else "--remote-ratelimit"
+        args.insert(1, f"{flag}={spec.repo.upload_ratelimit}")
+    return (*priority_prefix(spec.profile), borg, *args)
+
+
+_IONICE_CLASSES = {"idle": "3", "best-effort": "2"}
+
+
+def priority_prefix(profile: ProfileConfig | None) -> tuple[str, ...]:
+    """`nice -n N` and `ionice -c C` before borg, for a profile that asks to go easy on
+    the machine (they set the priority, then exec borg: the same process)."""
+    if profile is None:
+        return ()
+    out: list[str] = []
+    if profile.nice:
+        if not 0 < profile.nice <= 19:
+            raise ValueError(f"nice must be 0 to 19, not {profile.nice}")
+        out += ["nice", "-n", str(profile.nice)]
+    if profile.ionice:
+        if profile.ionice not in _IONICE_CLASSES:
+            raise ValueError(f"ionice must be idle or best-effort, not {profile.ionice!r}")
+        out += ["ionice", "-c", _IONICE_CLASSES[profile.ionice]]
+    return tuple(out)
 
 
 def contents_argv(

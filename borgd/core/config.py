@@ -21,6 +21,7 @@ class RepoConfig:
     encryption: str = "repokey-blake2"
     ssh_command: str | None = None
     lock_wait: int | None = None  # seconds; None = borg's default
+    upload_ratelimit: int = 0  # KiB/s; 0 = no limit
     has_passphrase: bool = False
     passcommand: str | None = None
 
@@ -69,6 +70,8 @@ class ProfileConfig:
     max_age: int = 0  # microseconds; 0 = no overdue tracking
     inhibit_sleep: bool = True
     one_file_system: bool = False
+    nice: int = 0  # borg runs under `nice -n` this (0 = as borgd)
+    ionice: str = ""  # "idle" or "best-effort" (`ionice -c 3` / `-c 2`); "" = as borgd
 
 
 @dataclass(frozen=True)

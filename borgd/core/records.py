@@ -48,6 +48,7 @@ class Repository(_Record):
     passcommand: str | None
     has_passphrase: bool
     created_at: int
+    upload_ratelimit: int
 
     def config(self) -> RepoConfig:
         return RepoConfig(
@@ -58,6 +59,7 @@ class Repository(_Record):
             lock_wait=self.lock_wait,
             has_passphrase=bool(self.has_passphrase),
             passcommand=self.passcommand,
+            upload_ratelimit=self.upload_ratelimit,
         )
 
 
@@ -87,6 +89,8 @@ class Profile(_Record):
     inhibit_sleep: bool
     one_file_system: bool
     created_at: int
+    nice: int
+    ionice: str
 
     def config(self, repository: str) -> ProfileConfig:
         return ProfileConfig(
@@ -113,6 +117,8 @@ class Profile(_Record):
             max_age=self.max_age,
             inhibit_sleep=bool(self.inhibit_sleep),
             one_file_system=bool(self.one_file_system),
+            nice=self.nice,
+            ionice=self.ionice,
         )
 
 

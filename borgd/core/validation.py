@@ -145,7 +145,8 @@ def _choice(*choices: str) -> Callable[[str, str, Any], str]:
     def check(key: str, sig: str, value: Any) -> str:
         text = _str(key, sig, value)
         if text not in choices:
-            raise InvalidArgument(f"option {key!r} must be one of {', '.join(choices)}")
+            shown = ", ".join(c or "'' (none)" for c in choices)
+            raise InvalidArgument(f"option {key!r} must be one of {shown}")
         return text
 
     return check
@@ -168,6 +169,7 @@ REPOSITORY_OPTIONS: Mapping[str, Kind] = {
     "init": BOOL,
     "ssh_command": STR,
     "lock_wait": U32_,
+    "upload_ratelimit": U32_,  # KiB/s, 0 = none
 }
 PROFILE_OPTIONS: Mapping[str, Kind] = {
     "excludes": STR_LIST,
@@ -188,6 +190,8 @@ PROFILE_OPTIONS: Mapping[str, Kind] = {
     "max_age": U64_,
     "inhibit_sleep": BOOL,
     "one_file_system": BOOL,
+    "nice": Kind("i", _int_range(19)),
+    "ionice": Kind("s", _choice("", "idle", "best-effort")),
 }
 # UpdateProfile may also change the repository and the sources.
 PROFILE_UPDATE_OPTIONS: Mapping[str, Kind] = {

@@ -47,6 +47,7 @@ REPOSITORY_KEYS: dict[str, str] = {
     "encryption": "s",
     "ssh_command": "s",
     "lock_wait": "u",
+    "upload_ratelimit": "u",
     "has_passphrase": "b",
     "has_passcommand": "b",
     "remote": "b",
@@ -81,6 +82,8 @@ PROFILE_KEYS: dict[str, str] = {
     "max_age": "t",
     "inhibit_sleep": "b",
     "one_file_system": "b",
+    "nice": "i",
+    "ionice": "s",
     "last_success": "t",
     "overdue": "b",
 }

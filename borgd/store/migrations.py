@@ -417,8 +417,15 @@ _V6: tuple[str, ...] = (
     "CREATE INDEX ix_deliveries_status_notifier ON deliveries (status, notifier_id, id)",
 )
 
+# Version 7: limits: a profile's nice and ionice, a repository's upload rate limit.
+_V7: tuple[str, ...] = (
+    "ALTER TABLE profiles ADD COLUMN nice INTEGER DEFAULT 0 NOT NULL",
+    "ALTER TABLE profiles ADD COLUMN ionice VARCHAR DEFAULT '' NOT NULL",
+    "ALTER TABLE repositories ADD COLUMN upload_ratelimit INTEGER DEFAULT 0 NOT NULL",
+)
+
 Step = tuple[str, ...] | tuple[Rebuild, ...]
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST = len(MIGRATIONS)
 
 

@@ -45,6 +45,7 @@ REPOSITORIES = Table(
     Column("passcommand", String),
     Column("has_passphrase", Boolean, nullable=False, default=False),
     Column("created_at", Integer, nullable=False, default=0),
+    Column("upload_ratelimit", Integer, nullable=False, default=0, server_default=text("0")),
     sqlite_autoincrement=True,
 )
 
@@ -80,6 +81,8 @@ PROFILES = Table(
     Column("inhibit_sleep", Boolean, nullable=False, default=True),
     Column("one_file_system", Boolean, nullable=False, default=False),
     Column("created_at", Integer, nullable=False, default=0),
+    Column("nice", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("ionice", String, nullable=False, default="", server_default=text("''")),
     sqlite_autoincrement=True,
 )
 

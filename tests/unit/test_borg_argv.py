@@ -619,3 +619,32 @@ def test_a_listed_path_with_undecodable_bytes_restores_through_a_pattern() -> No
         spec(JobType.RESTORE, archive="a", destination="/tmp/out", paths=("/s/raw-?.bin", "s/ok"))
     )
     assert argv[-2:] == (r"re:^s/raw\-[^/]\.bin(/.*)?$", "s/ok")
+
+
+def test_upload_ratelimit_is_borgs_own_flag_for_the_version_in_use() -> None:
+    from dataclasses import replace
+
+    limited = replace(REMOTE, upload_ratelimit=500)
+    job = spec(JobType.BACKUP, repo=limited, archive_name=ARCHIVE)
+    new = build_argv(job, version=(1, 4, 0))
+    old = build_argv(job, version=(1, 2, 8))
+    assert new[:3] == ("borg", "create", "--upload-ratelimit=500")
+    assert old[:3] == ("borg", "create", "--remote-ratelimit=500")
+    assert new[3:] == old[3:]
+    prune = build_argv(spec(JobType.PRUNE, repo=limited), version=(1, 4, 1))
+    assert prune[2] == "--upload-ratelimit=500"  # every command that talks to the repository
+    assert "--upload-ratelimit" not in " ".join(build_argv(spec(JobType.PRUNE, repo=REMOTE)))
+
+
+def test_nice_and_ionice_run_borg_in_the_same_process() -> None:
+    from dataclasses import replace
+
+    easy = replace(WEB, nice=10, ionice="idle")
+    argv = build_argv(spec(JobType.BACKUP, profile=easy, archive_name=ARCHIVE))
+    assert argv[:7] == ("nice", "-n", "10", "ionice", "-c", "3", "borg")
+    assert build_argv(spec(JobType.BACKUP, profile=replace(WEB, ionice="best-effort"),
+                           archive_name=ARCHIVE))[:4] == ("ionice", "-c", "2", "borg")  # fmt: skip
+    assert build_argv(spec(JobType.BACKUP, archive_name=ARCHIVE))[0] == "borg"
+    assert build_argv(spec(JobType.COMPACT, profile=None))[0] == "borg"
+    with pytest.raises(ValueError, match="nice"):
+        build_argv(spec(JobType.BACKUP, profile=replace(WEB, nice=25), archive_name=ARCHIVE))

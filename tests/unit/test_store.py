@@ -361,6 +361,11 @@ def test_a_version_2_store_is_rebuilt_keeping_rows_indexes_and_keys(tmp_path):
         # Version 4 added jobs.repository_size, 0 for every older job.
         assert {row[-1] for row in after["jobs"]} == {0}
         after["jobs"] = [row[:-1] for row in after["jobs"]]
+        # Version 7 added profiles.nice and .ionice, repositories.upload_ratelimit.
+        assert {row[-2:] for row in after["profiles"]} == {(0, "")}
+        assert {row[-1] for row in after["repositories"]} == {0}
+        after["profiles"] = [row[:-2] for row in after["profiles"]]
+        after["repositories"] = [row[:-1] for row in after["repositories"]]
         assert after == before  # every row, every value, every id
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
@@ -460,8 +465,14 @@ def test_version_4_archives_keep_their_figures_and_the_rest_are_asked_for(tmp_pa
     fresh.close()
     with sqlite3.connect(path) as conn:  # back to version 4: no `figures` column
         conn.execute("ALTER TABLE archives DROP COLUMN figures")
-        conn.execute("DROP TABLE notifiers")  # and what later versions added
-        conn.execute("DROP TABLE deliveries")
+        for undo in (  # and what later versions added
+            "DROP TABLE notifiers",
+            "DROP TABLE deliveries",
+            "ALTER TABLE profiles DROP COLUMN nice",
+            "ALTER TABLE profiles DROP COLUMN ionice",
+            "ALTER TABLE repositories DROP COLUMN upload_ratelimit",
+        ):
+            conn.execute(undo)
         conn.execute("PRAGMA user_version = 4")
         conn.execute(
             f"INSERT INTO archives VALUES (1,{repo},'made','a1','web',1,2,3,100,50,10,'',7,0),"
