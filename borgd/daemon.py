@@ -297,7 +297,7 @@ class Daemon:
             retry_first_us=int(args.notify_retry * 1_000_000),
         )
         events.subscribe(outbox)
-        scheduling.on_wake.append(outbox.kick)
+        scheduling.on_wake.append(outbox.wake)
         scheduling.on_blocked.append(outbox.blocked)
 
         # -- the use cases behind the D-Bus API --

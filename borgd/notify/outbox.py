@@ -79,9 +79,16 @@ class Outbox:
         self.poke = Poke()
         self.retry_first_us = retry_first_us
         self._sending: set[int] = set()
+        self._now_all = False  # the next look sends every waiting row, due or not
 
     def kick(self) -> None:
-        """Look at the outbox now: a new row, the network back, a resume."""
+        """Look at the outbox now: a new row, or a sender done."""
+        self.poke()
+
+    def wake(self) -> None:
+        """The network is back, or the machine resumed: whatever waits goes now, also
+        what failed before (a backoff counted while offline or asleep means nothing)."""
+        self._now_all = True
         self.poke()
 
     # -- Events listener: rows, never sends ---------------------------------------
@@ -182,7 +189,7 @@ class Outbox:
                 if self.store.notifiers.enqueue(notifier, event, job_id, key, row, now):
                     queued = True
             except StoreUnavailable as exc:
-                log.warning("outbox.not_queued", notifier=notifier.name, event=event, why=str(exc))
+                log.warning("outbox.not_queued", notifier=notifier.name, on=event, why=str(exc))
         if queued:
             self.kick()
 
@@ -222,23 +229,26 @@ class Outbox:
             waiting = self.store.notifiers.waiting()
         except StoreUnavailable:
             return now + 5_000_000
+        self._now_all, now_all = False, self._now_all
         for notifier_id, due in waiting.items():
             if notifier_id in self._sending:
                 continue
-            if due <= now:
+            if due <= now or now_all:
                 self._sending.add(notifier_id)
-                tg.start_soon(self._drain, notifier_id)
+                tg.start_soon(self._drain, notifier_id, now_all)
             else:
                 deadline = min(deadline, due)
         return deadline
 
-    async def _drain(self, notifier_id: int) -> None:
-        """Send one notifier's rows in order until one fails or none is due."""
+    async def _drain(self, notifier_id: int, now_anyway: bool = False) -> None:
+        """Send one notifier's rows in order until one fails or none is due (`now_anyway`:
+        the first one goes even if its retry was not due yet)."""
         try:
             while self.online():
                 row = self.store.notifiers.first_waiting(notifier_id)
-                if row is None or row.next_attempt_at > self.clock():
+                if row is None or (row.next_attempt_at > self.clock() and not now_anyway):
                     return
+                now_anyway = False
                 if not await self._attempt(row):
                     return
         except StoreUnavailable as exc:
@@ -263,19 +273,19 @@ class Outbox:
             self.store.notifiers.settle(
                 row.id, status="sent", attempts=attempts, sent_at=now, last_error=""
             )
-            log.info("outbox.sent", notifier=notifier.name, event=row.event, job_id=row.job_id)
+            log.info("outbox.sent", notifier=notifier.name, on=row.event, job_id=row.job_id)
             return True
         retry = n.next_attempt(row.created_at, attempts, now, first=self.retry_first_us)
         if retry is None:
             self.store.notifiers.settle(
                 row.id, status="failed", attempts=attempts, last_error=error
             )
-            log.warning("outbox.gave_up", notifier=notifier.name, event=row.event, why=error)
+            log.warning("outbox.gave_up", notifier=notifier.name, on=row.event, why=error)
             return True  # the next row may go now
         self.store.notifiers.settle(
             row.id, attempts=attempts, last_error=error, next_attempt_at=retry
         )
-        log.info("outbox.retry_later", notifier=notifier.name, event=row.event, why=error)
+        log.info("outbox.retry_later", notifier=notifier.name, on=row.event, why=error)
         return False
 
     async def _send(self, notifier: Notifier, row: Delivery) -> str | None:

@@ -197,6 +197,7 @@ def test_each_kind_reaches_the_server_with_only_what_was_asked(
     for pid in [daemon.proc.pid, *children(daemon.proc.pid)]:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv += f.read()
+    assert "level='error'" not in daemon.log()  # nothing went wrong on the way
     for token in (TOKEN_HC, TOKEN_HOOK):
         assert token not in replies
         assert token.encode() not in stored
@@ -384,6 +385,7 @@ def test_borgctl_notify_commands(start_borgd, borgctl, server):
 NM = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
 NM_STATE_DISCONNECTED, NM_STATE_CONNECTED_GLOBAL = 20, 70
+LOGIND_IFACE = "org.freedesktop.login1.Manager"
 
 
 def test_offline_deliveries_wait_and_go_when_the_network_returns(
@@ -394,6 +396,7 @@ def test_offline_deliveries_wait_and_go_when_the_network_returns(
     import dbus
 
     spawn_mock("networkmanager")
+    logind = spawn_mock("logind")
     system = dbus.bus.BusConnection(session_env.vars["DBUS_SYSTEM_BUS_ADDRESS"])
     manager = system.get_object(NM, NM_PATH)
     manager.SetGlobalConnectionState(dbus.UInt32(NM_STATE_DISCONNECTED), dbus_interface=MOCK_IFACE)
@@ -413,6 +416,28 @@ def test_offline_deliveries_wait_and_go_when_the_network_returns(
     wait_until(lambda: deliveries(busctl)[0]["status"] == "sent", 10, "sent once online")
     (row,) = deliveries(busctl)
     assert row["attempts"] == 1 and [r.json()["id"] for r in server.received] == [failed["id"]]
+
+    # Online but the server is down: the attempt fails and its retry is a minute away;
+    # a resume from sleep (or the network coming back) sends it at once all the same.
+    port = server.port
+    server.stop()
+    again = wait_status(busctl, start_job(busctl, "broken"))
+    row = wait_until(
+        lambda: (d := deliveries(busctl)[0])["attempts"] == 1 and d["job_id"] == again["id"] and d,
+        10,
+        "the failed attempt",
+    )
+    assert row["status"] == "pending" and row["last_error"], row
+    revived = Server(port=port).start()
+    try:
+        for going_to_sleep in (True, False):
+            logind.obj.EmitSignal(
+                LOGIND_IFACE, "PrepareForSleep", "b", [going_to_sleep], dbus_interface=MOCK_IFACE
+            )
+        wait_until(lambda: revived.received, 10, "the retry after the resume")
+        assert [r.json()["id"] for r in revived.received] == [again["id"]]
+    finally:
+        revived.stop()
 
 
 def test_apply_and_export_carry_notifiers_never_their_urls(start_borgd, borgctl, tmp_path):
