@@ -134,8 +134,7 @@ class RepositoryCases(UseCaseContext):
         out = []
         for row in self.store.catalog.repositories():
             last = self.store.jobs.last_finished(row.id)
-            path = local_path(row.url)
-            size = await self.disk_usage.size(path, max(last.values())) if path else 0
+            size = await self.disk_usage.repository(row.url, max(last.values()))
             out.append(
                 {
                     **public_repository(row),

@@ -25,7 +25,6 @@ import structlog
 from borgd import __version__
 from borgd.clock import Clock
 from borgd.core import metrics
-from borgd.core.config import local_path
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.overdue import is_overdue
 from borgd.core.records import Job
@@ -201,11 +200,8 @@ class MetricsFile:
 
     async def _size(self, repository_id: int, url: str) -> int:
         """A local repository's size on disk, as ListRepositories measures it."""
-        path = local_path(url)
-        if path is None:
-            return 0
         as_of = max(self.store.jobs.last_finished(repository_id).values())
-        return await self.disk_usage.size(path, as_of)
+        return await self.disk_usage.repository(url, as_of)
 
     # -- Events listener ------------------------------------------------------------
 

@@ -24,14 +24,14 @@ from typing import Any
 import anyio
 import structlog
 
-from borgd.clock import Clock, to_datetime
+from borgd.clock import Clock
 from borgd.core import notifications as n
 from borgd.core.jobs import JobStatus
 from borgd.core.records import Delivery, Job, Notifier
 from borgd.execution import joblog
 from borgd.notify.senders import SendFailed, send
 from borgd.offloop import call_with_timeout
-from borgd.scheduling.alerts import REASON_TEXT
+from borgd.scheduling.alerts import REASON_TEXT, when_text
 from borgd.store import Store
 from borgd.store.engine import StoreUnavailable
 from borgd.wakeups import Poke
@@ -41,12 +41,15 @@ log = structlog.get_logger(__name__)
 UrlSource = Callable[[str], Awaitable[bytes | None]]
 LOG_LINES = 100
 IDLE_WAIT_US = 3_600_000_000  # look again at least hourly (a clock jump)
+# How each event looks where it lands (Apprise's notification types); others: info.
+_LEVELS = {
+    "job-succeeded": "success",
+    "job-warning": "warning",
+    "job-failed": "failure",
+    "missed-window": "warning",
+}
 # Keys of the job document a webhook receives: what ListJobs shows, no internals.
 _PRIVATE = {"pid", "pid_start_time", "log_path", "options"}
-
-
-def _when(us: int) -> str:
-    return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def job_document(job: Job) -> dict[str, Any]:
@@ -111,7 +114,7 @@ class Outbox:
                 "overdue",
                 f"borgd on {self.host}: backups of {name} are overdue",
                 f"No successful backup of {name} since "
-                + (f"{_when(last)}." if last else "it was added."),
+                + (f"{when_text(last)}." if last else "it was added."),
                 "warning",
             )
             payload["job"] = {"profile": name, "last_success": last, "event": "overdue"}
@@ -125,7 +128,7 @@ class Outbox:
         payload = self._message(
             "blocked",
             f"borgd on {self.host}: the backup of {profile} is waiting",
-            f"Held back since {_when(since)}: {REASON_TEXT.get(reason, reason)}.",
+            f"Held back since {when_text(since)}: {REASON_TEXT.get(reason, reason)}.",
             "warning",
         )
         payload["job"] = {"profile": profile, "blocked_by": reason, "since": since}
@@ -137,21 +140,16 @@ class Outbox:
 
     def _job_message(self, job: Job, event: str) -> None:
         subject = job.profile or job.repository
-        level = {"job-failed": "failure", "job-warning": "warning"}.get(event, "success")
-        if event in ("job-started", "job-skipped"):
-            level = "info"
         what = {
             "job-started": "started",
             "job-skipped": f"skipped ({job.skip_reason or 'no reason'})",
             "missed-window": "missed its catch-up window",
         }.get(event, job.status.value)
-        if event == "missed-window":
-            level = "warning"
         payload = self._message(
             event,
             f"borgd on {self.host}: {job.type.value} of {subject} {what}",
             job.message or what,
-            level,
+            _LEVELS.get(event, "info"),
         )
         payload["job"] = job_document(job)
         payload["rid"] = n.run_id(self.host, job.id)

@@ -52,8 +52,9 @@ class NotifierLike(Protocol):
     def clear(self, key: str) -> None: ...
 
 
-def _when(us: int) -> str:
-    return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M")
+def when_text(us: int) -> str:
+    """A moment as people read it in a notification (local time, with its zone)."""
+    return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _duration(us: int) -> str:
@@ -155,7 +156,7 @@ class Alerts:
                             (
                                 f"blocked:{profile}",
                                 f"Backup of {profile} is waiting",
-                                f"Held back since {_when(since)}: "
+                                f"Held back since {when_text(since)}: "
                                 f"{REASON_TEXT.get(reason, reason)}.",
                             )
                         )
@@ -175,7 +176,7 @@ class Alerts:
         last = int(info.get("last_success") or 0)
         age = f"maximum age {_duration(int(info.get('max_age') or 0))}"
         body = (
-            f"No successful backup since {_when(last)} ({age})."
+            f"No successful backup since {when_text(last)} ({age})."
             if last
             else f"No successful backup yet ({age})."
         )

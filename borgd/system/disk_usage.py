@@ -13,6 +13,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from borgd.core.config import local_path
 from borgd.offloop import call_with_timeout
 
 WAIT_S = 1.0  # walking a repository of 10,000 segment files takes ~50 ms here
@@ -40,6 +41,11 @@ class _Measure:
 class DiskUsage:
     def __init__(self) -> None:
         self._sizes: dict[str, _Measure] = {}
+
+    async def repository(self, url: str, as_of: int) -> int:
+        """A repository's size on disk as of its last job; 0 for a remote one."""
+        path = local_path(url)
+        return await self.size(path, as_of) if path else 0
 
     async def size(self, path: str, as_of: int) -> int:
         """The size of `path` as of the repository's last job (`as_of`)."""
