@@ -29,7 +29,9 @@ from dbus_fast.errors import DBusError
 from borgd import __version__, logs
 from borgd.app.archive_cache import ArchiveCacheKeeper
 from borgd.app.chains import Chains
+from borgd.app.disks import Disks
 from borgd.app.recovery import recover
+from borgd.app.retries import RetryPolicy
 from borgd.app.schedules import Schedules
 from borgd.app.service import Service
 from borgd.clock import wall_us
@@ -287,6 +289,13 @@ class Daemon:
             ),
         )
 
+        # A scheduled run that failed for a passing cause is tried again (a row, not a timer).
+        events.subscribe(
+            RetryPolicy(
+                store=store, events=events, clock=clock, on_planned=scheduling.scheduler.poke
+            )
+        )
+
         # -- notifications that leave the machine: the outbox and its senders --
         notifier_urls = SecretStore(paths.config, bus, kind="notifier")
         outbox = Outbox(
@@ -299,6 +308,19 @@ class Daemon:
         events.subscribe(outbox)
         scheduling.on_wake.append(outbox.wake)
         scheduling.on_blocked.append(outbox.blocked)
+
+        # -- removable disks: arrival, on-connect runs, eject, the reminder (UDisks2) --
+        disks = Disks(
+            store=store,
+            events=events,
+            clock=clock,
+            disks=scheduling.disk_monitor,
+            poke_scheduler=scheduling.scheduler.poke,
+            remind=scheduling.alerts.remind_absent_disks,
+        )
+        events.subscribe(disks)
+        scheduling.on_disks.append(disks.poke)
+        scheduling.alerts.connect_label = disks.connect_label
 
         # -- the use cases behind the D-Bus API --
         service = Service(
@@ -314,6 +336,7 @@ class Daemon:
             delete_secret=secrets.delete,
             profiles_changed=scheduling.profiles_changed,
             repositories_changed=scheduling.secret_watcher.kick,
+            removable_device=disks.device_for_path,
             archive_reader=ArchiveReader(
                 borg=borg, passphrase=passphrase, base_env=os.environ, cache_dir=paths.cache
             ),
@@ -388,6 +411,7 @@ class Daemon:
                 tg.start_soon(store.watch_health)
                 tg.start_soon(retention.run)
                 tg.start_soon(keep_running, "outbox", outbox.run, store.health)
+                tg.start_soon(keep_running, "disks", disks.run, store.health)
                 stop = anyio.Event()
                 bus_lost: list[str] = []
 

@@ -52,6 +52,7 @@ class UseCaseContext:
         outbox: Outbox | None = None,
         set_notifier_url: SecretSetter | None = None,
         delete_notifier_url: SecretDeleter | None = None,
+        removable_device: Callable[[str], str] = lambda path: "",
     ) -> None:
         self.store = store
         self.events = events
@@ -72,6 +73,8 @@ class UseCaseContext:
         self.outbox = outbox
         self._set_notifier_url = set_notifier_url or _no_secrets
         self._delete_notifier_url = delete_notifier_url or _forget_nothing
+        # The UUID of the removable disk (known to UDisks2) a local path lies on, or ''.
+        self.removable_device = removable_device
 
     def _repository(self, name: str) -> Repository:
         try:

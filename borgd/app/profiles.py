@@ -59,6 +59,7 @@ class ProfileCases(UseCaseContext):
         repo = self._repository(repository)
         values.update(name=name, repository_id=repo.id, sources=paths, created_at=self.clock())
         values.setdefault("excludes", [])
+        values.setdefault("blackout", [])
         try:
             profile_id = self.store.catalog.add_profile(values)
         except Conflict as exc:
@@ -128,6 +129,7 @@ class ProfileCases(UseCaseContext):
                 "one_file_system",
                 "nice",
                 "ionice",
+                "blackout",
             )
         }
         out.update(repository=repository, last_success=last_success, overdue=overdue)

@@ -54,6 +54,10 @@ class RepositoryCases(UseCaseContext):
             )
         if any(r.name == name or r.url == url for r in self.store.catalog.repositories()):
             raise errors.AlreadyExists(f"a repository named {name!r} or at {url!r} exists already")
+        path = local_path(url)
+        if "device" not in opts and path is not None:
+            # On a removable drive known to UDisks2: its filesystem's UUID (issue 13).
+            opts["device"] = self.removable_device(path)
         values = {
             "name": name,
             "url": url,
@@ -61,6 +65,9 @@ class RepositoryCases(UseCaseContext):
             "ssh_command": opts.get("ssh_command") or None,
             "lock_wait": opts.get("lock_wait"),
             "upload_ratelimit": opts.get("upload_ratelimit", 0),
+            "device": opts.get("device", ""),
+            "automount": opts.get("automount", False),
+            "eject_after": opts.get("eject_after", False),
             "passcommand": passcommand,
             "has_passphrase": passphrase is not None,
             "created_at": self.clock(),
@@ -96,8 +103,9 @@ class RepositoryCases(UseCaseContext):
         for key in ("encryption", "ssh_command", "lock_wait"):
             if key in opts:
                 values[key] = opts[key] if opts[key] != "" else None
-        if "upload_ratelimit" in opts:
-            values["upload_ratelimit"] = opts["upload_ratelimit"]
+        for key in ("upload_ratelimit", "device", "automount", "eject_after"):
+            if key in opts:
+                values[key] = opts[key]
         if "passcommand" in opts:
             values["passcommand"] = opts["passcommand"] or None
         if passphrase is not None:
@@ -159,6 +167,9 @@ def public_repository(row: Repository) -> dict[str, Any]:
         "ssh_command": row.ssh_command or "",
         "lock_wait": row.lock_wait or 0,
         "upload_ratelimit": row.upload_ratelimit,
+        "device": row.device,
+        "automount": bool(row.automount),
+        "eject_after": bool(row.eject_after),
         "has_passphrase": bool(row.has_passphrase),
         "has_passcommand": bool(row.passcommand),
         "remote": local_path(row.url) is None,

@@ -11,7 +11,7 @@ import structlog
 
 from borgd import errors
 from borgd.clock import Clock, from_datetime, to_datetime
-from borgd.core.jobs import JobStatus, SkipReason
+from borgd.core.jobs import JobStatus, SkipReason, Trigger
 from borgd.core.records import Schedule
 from borgd.core.schedule import Spec, SpecError, parse_spec, upcoming
 from borgd.core.validation import (
@@ -19,6 +19,7 @@ from borgd.core.validation import (
     SCHEDULE_UPDATE_OPTIONS,
     InvalidArgument,
     Variant,
+    check_blackout,
     check_id,
     check_name,
     check_options,
@@ -134,7 +135,11 @@ class Schedules:
 
     def list_schedules(self) -> list[dict[str, Any]]:
         profiles = {p.id: p.name for p in self.store.catalog.profiles()}
-        intents = {j.schedule_id: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
+        intents = {
+            j.schedule_id: j
+            for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
+            if j.trigger != Trigger.RETRY
+        }
         out = []
         for s in self.store.catalog.schedules():
             intent = intents.get(s.id)
@@ -153,6 +158,7 @@ class Schedules:
         if end <= start:
             raise InvalidArgument("'to' must be after 'from'")
         profiles = {p.id: p for p in self.store.catalog.profiles()}
+        by_name = {p.name: p for p in profiles.values()}
         entries = []
         for s in self.store.catalog.schedules(enabled=True):
             profile = profiles.get(s.profile_id)
@@ -166,15 +172,29 @@ class Schedules:
         )
         if truncated:
             log.info("upcoming.truncated", limit=UPCOMING_LIMIT)
-        return [
-            {
+        out = []
+        for when, key in instants:
+            at = from_datetime(when)
+            # A start inside a blackout window waits for its end: say when it will run.
+            end = self.scheduler.blackout_end(by_name.get(key[1]), at) or 0
+            entry: dict[str, Any] = {
                 "schedule_id": key[0],
                 "profile": key[1],
                 "action": key[2],
-                "scheduled_for": from_datetime(when),
+                "scheduled_for": at,
+                "deferred_to": end,
+                "blocked_by": "blackout" if end else "",
             }
-            for when, key in instants
-        ]
+            out.append(entry)
+        return out
+
+    @property
+    def blackout(self) -> list[str]:
+        return list(self.scheduler.blackout)
+
+    def set_blackout(self, windows: list[str]) -> None:
+        """The global blackout windows; an empty list removes them."""
+        self.scheduler.set_blackout(check_blackout(windows))
 
     def pause(self, until: int) -> None:
         _check_until(until, self.clock())

@@ -29,7 +29,9 @@ REPOSITORY_KEYS = {
 }
 PROFILE_KEYS = {k: kind.label for k, kind in PROFILE_OPTIONS.items()}
 SCHEDULE_KEYS = {k: kind.label for k, kind in SCHEDULE_OPTIONS.items()}
-DURATION_KEYS = frozenset({"max_age", "catch_up_window", "randomized_delay"})
+DURATION_KEYS = frozenset(
+    {"max_age", "catch_up_window", "randomized_delay", "retry_delay", "min_interval"}
+)
 # What a new profile or schedule has when a key is absent, so that absent == default.
 PROFILE_DEFAULTS: dict[str, Any] = {
     "excludes": [],
@@ -52,6 +54,7 @@ PROFILE_DEFAULTS: dict[str, Any] = {
     "one_file_system": False,
     "nice": 0,
     "ionice": "",
+    "blackout": [],
 }
 SCHEDULE_DEFAULTS: dict[str, Any] = {
     "timezone": "",
@@ -61,6 +64,9 @@ SCHEDULE_DEFAULTS: dict[str, Any] = {
     "skip_on_battery": False,
     "skip_on_metered": False,
     "enabled": True,
+    "retries": 0,
+    "retry_delay": 300 * US,
+    "min_interval": 86400 * US,
 }
 
 
@@ -420,7 +426,15 @@ def render(
     for r in repos:
         out.append(f"[repositories.{_toml_key(r['name'])}]")
         out.append(f"url = {_toml_value(r['url'])}")
-        for key in ("encryption", "ssh_command", "lock_wait", "upload_ratelimit"):
+        for key in (
+            "encryption",
+            "ssh_command",
+            "lock_wait",
+            "upload_ratelimit",
+            "device",
+            "automount",
+            "eject_after",
+        ):
             if r.get(key):
                 out.append(f"{key} = {_toml_value(r[key])}")
         if r.get("has_passphrase") or r.get("has_passcommand"):

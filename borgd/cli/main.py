@@ -83,6 +83,11 @@ def repo_options(a: argparse.Namespace) -> dict[str, Variant]:
         opts["lock_wait"] = _v("u", a.lock_wait)
     if a.upload_ratelimit is not None:
         opts["upload_ratelimit"] = _v("u", a.upload_ratelimit)
+    if a.device is not None:
+        opts["device"] = _v("s", a.device)
+    for name in ("automount", "eject_after"):
+        if getattr(a, name, None) is not None:
+            opts[name] = _v("b", getattr(a, name))
     if a.passcommand is not None:
         opts["passcommand"] = _v("s", a.passcommand)
     passphrase = None
@@ -129,6 +134,8 @@ def profile_options(a: argparse.Namespace) -> dict[str, Variant]:
         opts["excludes"] = _v("as", a.exclude)
     if a.max_age is not None:
         opts["max_age"] = _v("t", parse_duration(a.max_age))
+    if a.blackout or a.no_blackout:
+        opts["blackout"] = _v("as", [] if a.no_blackout else a.blackout)
     return opts
 
 
@@ -142,6 +149,12 @@ def schedule_options(a: argparse.Namespace) -> dict[str, Variant]:
         opts["catch_up_window"] = _v("t", parse_duration(a.catch_up_window))
     if a.randomized_delay is not None:
         opts["randomized_delay"] = _v("t", parse_duration(a.randomized_delay))
+    if a.retries is not None:
+        opts["retries"] = _v("u", a.retries)
+    for name in ("retry_delay", "min_interval"):
+        value = getattr(a, name, None)
+        if value is not None:
+            opts[name] = _v("t", parse_duration(value))
     for name in ("skip_on_battery", "skip_on_metered", "enabled"):
         value = getattr(a, name, None)
         if value is not None:
@@ -166,6 +179,7 @@ async def cmd_status(c: Client, a: argparse.Namespace) -> int:
     print(f"borgd {props['Version']}")
     print(f"paused:        {paused}")
     print(f"sleep monitor: {props['SleepMonitor']}")
+    print(f"disk monitor:  {props.get('DiskMonitor', 'unknown')}")  # .get: an older borgd
     print(f"on battery:    {'yes' if props['OnBattery'] else 'no'}")
     print(f"metered:       {'yes' if props['Metered'] else 'no'}")
     print(f"next run:      {fmt.human_time(props['NextRun'], now)}")
@@ -422,9 +436,39 @@ async def cmd_show(c: Client, a: argparse.Namespace) -> int:
     job = await c.call("GetJob", "t", a.id)
     if a.json:
         emit_json(job)
-    else:
-        print(describe_job(job))
+        return EXIT_OK
+    print(describe_job(job))
+    chain = await attempt_chain(c, job)
+    if len(chain) > 1:
+        print("  attempts:  " + " → ".join(_attempt(j, j["id"] == job["id"]) for j in chain))
     return EXIT_OK
+
+
+MAX_ATTEMPTS_SHOWN = 50
+
+
+async def attempt_chain(c: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job with the jobs it was requeued or retried from, and those made from it."""
+    chain = [job]
+    while chain[0]["requeued_from"] and len(chain) < MAX_ATTEMPTS_SHOWN:
+        try:
+            chain.insert(0, await c.call("GetJob", "t", chain[0]["requeued_from"]))
+        except CallFailed:
+            break  # expired with the history
+    if not job["profile"]:
+        return chain
+    flt = {"profile": _v("s", job["profile"]), "limit": _v("u", 1000)}
+    later = {j["requeued_from"]: j for j in await c.call("ListJobs", "a{sv}", flt)}
+    while chain[-1]["id"] in later and len(chain) < MAX_ATTEMPTS_SHOWN:
+        chain.append(later[chain[-1]["id"]])
+    return chain
+
+
+def _attempt(job: dict[str, Any], this: bool) -> str:
+    what = f"job {job['id']}" + (" (this)" if this else "")
+    if job["trigger"] == "retry":
+        what += " retry"
+    return f"{what} {job['status']}"
 
 
 LOG_END = 2**64 - 1  # ReadJobLog answers an offset past the end with where the next line starts
@@ -572,17 +616,39 @@ async def cmd_upcoming(c: Client, a: argparse.Namespace) -> int:
     now = _now()
     rows = [
         (
-            datetime.fromtimestamp(r["scheduled_for"] / 1e6, tz=UTC)
-            .astimezone()
-            .strftime("%a %Y-%m-%d %H:%M:%S"),
+            _local(r["scheduled_for"]).strftime("%a %Y-%m-%d %H:%M:%S"),
             fmt.human_time(r["scheduled_for"], now),
             r["profile"],
             r["action"],
             r["schedule_id"],
+            # A start inside a blackout window waits for its end.
+            f"waits for {_local(r['deferred_to']).strftime('%H:%M:%S')} ({r['blocked_by']})"
+            if r.get("deferred_to")
+            else "",
         )
         for r in runs
     ]
-    print(fmt.table(("WHEN", "", "PROFILE", "ACTION", "SCHEDULE"), rows))
+    print(fmt.table(("WHEN", "", "PROFILE", "ACTION", "SCHEDULE", "NOTE"), rows))
+    return EXIT_OK
+
+
+def _local(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).astimezone()
+
+
+async def cmd_blackout(c: Client, a: argparse.Namespace) -> int:
+    """Show, set or clear the global blackout windows."""
+    if a.action == "set":
+        await c.call("SetBlackout", "as", a.windows)
+    elif a.action == "clear":
+        await c.call("SetBlackout", "as", [])
+    windows = (await c.properties())["Blackout"]
+    if a.json:
+        emit_json(windows)
+    elif windows:
+        print("\n".join(windows))
+    else:
+        print("no blackout windows")
     return EXIT_OK
 
 
@@ -757,6 +823,15 @@ def build_parser() -> argparse.ArgumentParser:
         rp.add_argument(
             "--upload-ratelimit", type=int, metavar="KIB_S", help="borg's upload limit (0: none)"
         )
+        rp.add_argument(
+            "--device",
+            metavar="UUID",
+            help="filesystem UUID of its removable disk ('' = none; add finds it by itself)",
+        )
+        _bool_flag(rp, "automount", "mount its disk through UDisks2 when it appears", "do not")
+        _bool_flag(
+            rp, "eject-after", "unmount and power off the disk after its work", "leave it plugged"
+        )
     for action in ("list", "show"):
         rp = rsub.add_parser(action)
         if action == "show":
@@ -787,6 +862,14 @@ def build_parser() -> argparse.ArgumentParser:
         pp.add_argument("--pre-command")
         pp.add_argument("--post-command")
         pp.add_argument("--max-age", metavar="DURATION", help="overdue after this, e.g. 2d")
+        pp.add_argument(
+            "--blackout",
+            action="append",
+            default=[],
+            metavar="'SPEC DURATION'",
+            help="no scheduled start in this window, e.g. 'Mon..Fri 09:00 8h' (repeatable)",
+        )
+        pp.add_argument("--no-blackout", action="store_true", help="remove the profile's windows")
         pp.add_argument("--nice", type=int, metavar="0-19", help="run borg at this niceness")
         pp.add_argument(
             "--ionice",
@@ -823,6 +906,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tz", help="IANA time zone (default: the system's)")
         sp.add_argument("--catch-up-window", metavar="DURATION")
         sp.add_argument("--randomized-delay", metavar="DURATION")
+        sp.add_argument(
+            "--retries", type=int, metavar="0-10", help="retry a failure for a passing cause"
+        )
+        sp.add_argument("--retry-delay", metavar="DURATION", help="before the first retry (5m)")
+        sp.add_argument(
+            "--min-interval",
+            metavar="DURATION",
+            help="on-connect: run only if the last success is older (1d)",
+        )
         _bool_flag(sp, "catch-up", "run a missed occurrence once", "skip missed occurrences")
         _bool_flag(sp, "skip-on-battery", "wait for AC power", "run on battery too")
         _bool_flag(sp, "skip-on-metered", "wait for an unmetered network", "run on metered too")
@@ -873,6 +965,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="live progress until done")
     p.add_argument("id", type=int, nargs="?")
 
+    sub.add_parser(
+        "ui", help="full-screen live view: jobs, upcoming runs, profiles, archives (q quits)"
+    )
+
     for name, help_text in (("cancel", "cancel a job"), ("requeue", "run a finished job again")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("id", type=int)
@@ -884,6 +980,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", type=int, metavar="ID", help="pause one schedule only")
     p = sub.add_parser("resume", help="resume scheduled runs")
     p.add_argument("--schedule", type=int, metavar="ID")
+
+    p = sub.add_parser("blackout", help="global blackout windows: show, set, clear")
+    bsub = p.add_subparsers(dest="action")
+    bp = bsub.add_parser("set", help="replace the windows")
+    bp.add_argument("windows", nargs="+", metavar="'SPEC DURATION'")
+    bp.add_argument("--json", action="store_true")
+    bp = bsub.add_parser("clear", help="remove every window")
+    bp.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("upcoming", help="planned runs")
     p.add_argument("--days", type=int, default=7)
@@ -932,6 +1037,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Coroutine[Any, Any, i
     "pause": cmd_pause,
     "resume": cmd_resume,
     "upcoming": cmd_upcoming,
+    "blackout": cmd_blackout,
     "apply": cmd_apply,
     "export": cmd_export,
     **archives_cmd.COMMANDS,
@@ -951,6 +1057,10 @@ async def _dispatch(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    if a.command == "ui":
+        from borgd.ui.app import run as run_ui  # Textual is imported by this command only
+
+        return run_ui()
     if a.command == "calendar":
         return cmd_calendar(a)
     if a.command == "completion":

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from borgd.core.jobs import JobStatus, JobType
 
-__all__ = ["ERRORS", "WARNINGS", "Outcome", "cause_for_msgid", "interpret_exit"]
+__all__ = ["ERRORS", "WARNINGS", "Outcome", "cause_for_msgid", "interpret_exit", "passing_cause"]
 
 
 @dataclass(frozen=True)
@@ -339,3 +339,51 @@ def interpret_exit(
     return Outcome(
         JobStatus.FAILED, _with_detail(f"{job_type} failed (borg error {rc})", last_error)
     )
+
+
+# Failures that pass by themselves, so that trying again later may well succeed (DESIGN
+# "Retries"): a lock held by another borg, a broken connection, the network or the disk
+# gone for a while.  A wrong passphrase, a permission error, a bad configuration or a
+# missing source are none of these: they never retry.
+_PASSING_BY_CODE: dict[int, str] = {
+    70: "lock",
+    71: "lock",
+    72: "lock",
+    73: "lock",
+    75: "lock",
+    80: "connection",
+    81: "connection",
+    87: "connection",
+}
+_PASSING_TEXTS: tuple[tuple[str, str], ...] = (
+    ("Failed to create/acquire the lock", "lock"),
+    ("Input/output error", "io"),
+    ("No such device", "disk-gone"),
+    ("Transport endpoint is not connected", "disk-gone"),
+    ("Stale file handle", "disk-gone"),
+    ("Network is unreachable", "network"),
+    ("Temporary failure in name resolution", "network"),
+    ("Could not resolve hostname", "network"),
+    ("Connection refused", "connection"),
+    ("Connection timed out", "connection"),
+    ("Connection reset by peer", "connection"),
+    ("Connection closed by remote host", "connection"),
+)
+
+
+def passing_cause(
+    rc: int, *, msgids: Sequence[str] = (), last_error: str | None = None
+) -> str | None:
+    """Why a failed borg run may succeed if tried later (``lock``, ``connection``,
+    ``network``, ``io``, ``disk-gone``), or None when trying again cannot help."""
+    codes = [rc] + [_BY_MSGID[m][0] for m in msgids if m in _BY_MSGID]
+    for code in codes:
+        if code in _PASSING_BY_CODE:
+            return _PASSING_BY_CODE[code]
+    if any(3 <= code <= 99 for code in codes):
+        return None  # a known error of another kind: a passphrase, a path, the config
+    text = last_error or ""
+    for needle, cause in _PASSING_TEXTS:
+        if needle in text:
+            return cause
+    return None

@@ -42,6 +42,7 @@ class Trigger(StrEnum):
     CHAIN = "chain"
     REQUEUE = "requeue"
     RECOVERY = "recovery"
+    RETRY = "retry"  # a failure for a passing cause, tried again after a delay
 
 
 class SkipReason(StrEnum):
@@ -58,6 +59,7 @@ class SkipReason(StrEnum):
     SCHEDULE_REMOVED = "schedule-removed"
     PRECONDITION = "precondition"
     PARENT_FAILED = "parent-failed"
+    BLACKOUT = "blackout"  # inside a blackout window (held back until it ends)
 
 
 LIVE: frozenset[JobStatus] = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING})

@@ -49,6 +49,9 @@ class Repository(_Record):
     has_passphrase: bool
     created_at: int
     upload_ratelimit: int
+    device: str
+    automount: bool
+    eject_after: bool
 
     def config(self) -> RepoConfig:
         return RepoConfig(
@@ -91,6 +94,7 @@ class Profile(_Record):
     created_at: int
     nice: int
     ionice: str
+    blackout: list[str]
 
     def config(self, repository: str) -> ProfileConfig:
         return ProfileConfig(
@@ -139,6 +143,9 @@ class Schedule(_Record):
     paused_until: int
     anchor: int  # the last occurrence handled (run, skipped or coalesced)
     created_at: int
+    retries: int
+    retry_delay: int
+    min_interval: int
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from borgd.core.blackout import BlackoutError, parse_windows
 from borgd.core.jobs import JobStatus, JobType
 from borgd.errors import InvalidArgument as InvalidArgument
 
@@ -32,6 +33,7 @@ ENCRYPTIONS = (
     "keyfile-blake2",
 )
 SCHEDULE_ACTIONS = ("backup", "prune", "compact", "check")
+MAX_RETRIES = 10
 Variant = tuple[str, Any]
 
 
@@ -152,6 +154,15 @@ def _choice(*choices: str) -> Callable[[str, str, Any], str]:
     return check
 
 
+def _blackout(key: str, sig: str, value: Any) -> list[str]:
+    windows = _str_list(key, sig, value)
+    try:
+        parse_windows(windows)
+    except BlackoutError as exc:
+        raise InvalidArgument(str(exc)) from None
+    return [w.strip() for w in windows]
+
+
 STR = Kind("s", _str)
 BOOL = Kind("b", _bool)
 U32_ = Kind("u", _int_range(U32))
@@ -170,6 +181,9 @@ REPOSITORY_OPTIONS: Mapping[str, Kind] = {
     "ssh_command": STR,
     "lock_wait": U32_,
     "upload_ratelimit": U32_,  # KiB/s, 0 = none
+    "device": STR,  # a filesystem UUID ('' = none)
+    "automount": BOOL,
+    "eject_after": BOOL,
 }
 PROFILE_OPTIONS: Mapping[str, Kind] = {
     "excludes": STR_LIST,
@@ -192,6 +206,7 @@ PROFILE_OPTIONS: Mapping[str, Kind] = {
     "one_file_system": BOOL,
     "nice": Kind("i", _int_range(19)),
     "ionice": Kind("s", _choice("", "idle", "best-effort")),
+    "blackout": Kind("as", _blackout),
 }
 # UpdateProfile may also change the repository and the sources.
 PROFILE_UPDATE_OPTIONS: Mapping[str, Kind] = {
@@ -207,6 +222,9 @@ SCHEDULE_OPTIONS: Mapping[str, Kind] = {
     "skip_on_battery": BOOL,
     "skip_on_metered": BOOL,
     "enabled": BOOL,
+    "retries": Kind("u", _int_range(MAX_RETRIES)),
+    "retry_delay": U64_,
+    "min_interval": U64_,
 }
 DELETE_OPTIONS: Mapping[str, Kind] = {"force": BOOL}
 MOUNT_OPTIONS: Mapping[str, Kind] = {}
@@ -252,6 +270,11 @@ def check_options(
             raise InvalidArgument(f"unknown {where} option {key!r}; allowed: {allowed}")
         out[key] = kind.check(key, sig, value)
     return out
+
+
+def check_blackout(windows: object) -> list[str]:
+    """SetBlackout's windows: each 'SPEC DURATION', as the profile option."""
+    return _blackout("windows", "as", windows)
 
 
 def check_job_type(value: object) -> JobType:

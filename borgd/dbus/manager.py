@@ -75,11 +75,15 @@ class SchedulesView(Protocol):
     def pause(self, until: int) -> None: ...
     def resume(self) -> None: ...
     def pause_schedule(self, schedule_id: int, until: int) -> None: ...
+    @property
+    def blackout(self) -> list[str]: ...
+    def set_blackout(self, windows: list[str]) -> None: ...
     def resume_schedule(self, schedule_id: int) -> None: ...
 
 
 class ConditionsView(Protocol):
     sleep_monitor: str
+    disk_monitor: str
     on_battery: bool
     metered: bool
 
@@ -185,6 +189,11 @@ class ManagerInterface(ServiceInterface):
     @guarded
     def Resume(self) -> NONE:
         self._scheduler.resume()
+
+    @dbus_method()
+    @guarded
+    def SetBlackout(self, windows: AS) -> NONE:
+        self._scheduler.set_blackout(windows)
 
     @dbus_method()
     @guarded
@@ -337,8 +346,16 @@ class ManagerInterface(ServiceInterface):
         return self._scheduler.paused_until
 
     @dbus_property(access=PropertyAccess.READ)
+    def Blackout(self) -> AS:
+        return self._scheduler.blackout
+
+    @dbus_property(access=PropertyAccess.READ)
     def SleepMonitor(self) -> S:
         return self._conditions.sleep_monitor
+
+    @dbus_property(access=PropertyAccess.READ)
+    def DiskMonitor(self) -> S:
+        return self._conditions.disk_monitor
 
     @dbus_property(access=PropertyAccess.READ)
     def OnBattery(self) -> B:

@@ -48,6 +48,9 @@ REPOSITORY_KEYS: dict[str, str] = {
     "ssh_command": "s",
     "lock_wait": "u",
     "upload_ratelimit": "u",
+    "device": "s",
+    "automount": "b",
+    "eject_after": "b",
     "has_passphrase": "b",
     "has_passcommand": "b",
     "remote": "b",
@@ -84,6 +87,7 @@ PROFILE_KEYS: dict[str, str] = {
     "one_file_system": "b",
     "nice": "i",
     "ionice": "s",
+    "blackout": "as",
     "last_success": "t",
     "overdue": "b",
 }
@@ -104,6 +108,9 @@ SCHEDULE_KEYS: dict[str, str] = {
     "paused": "b",
     "paused_until": "t",
     "next_run": "t",
+    "retries": "u",
+    "retry_delay": "t",
+    "min_interval": "t",
 }
 
 ARCHIVE_KEYS: dict[str, str] = {
@@ -173,6 +180,8 @@ UPCOMING_KEYS: dict[str, str] = {
     "profile": "s",
     "action": "s",
     "scheduled_for": "t",
+    "deferred_to": "t",
+    "blocked_by": "s",
 }
 
 

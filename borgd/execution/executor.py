@@ -784,6 +784,13 @@ class Executor:
             stats.update(progress=1.0, eta=0, progress_message="", current_file="")
         if jlog.failed:
             message += f" (the job log could not be written: {jlog.failed})"
+        if status is JobStatus.FAILED and stopped is None:
+            # A cause that passes by itself (a lock, the network): its schedule may retry.
+            passing = exit_codes.passing_cause(
+                result.returncode, msgids=out.msgids, last_error=out.last_error
+            )
+            if passing is not None:
+                stats["options"] = {**row.options, "passing": passing}
         return Final(
             status,
             {"exit_code": result.returncode, "message": message, "archive": archive, **stats},

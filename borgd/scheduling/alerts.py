@@ -7,6 +7,10 @@ keeps the episodes):
   the same profile and type succeeds (or ends with a warning);
 * ``overdue:<profile>`` — from the :class:`~borgd.scheduling.overdue.OverdueWatcher`;
   ends when the profile is no longer overdue;
+* ``overdue:<profile>/disk`` — the reminder to connect the profile's disk
+  ("connect LABEL to back up PROFILE"), once per overdue episode, when the disk
+  is known to be away after the episode began (at its start, the overdue
+  notification itself is the reminder);
 * ``blocked:<profile>`` — a due backup of the profile has been held back by a
   condition for ``blocked_after`` or longer (also across its occurrences
   being overtaken); ends when no backup of the profile is held back.
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 from borgd.clock import Clock, to_datetime
+from borgd.core.disks import reminder
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.records import Job
 from borgd.scheduling.timer import Timer
@@ -55,6 +60,14 @@ class NotifierLike(Protocol):
 def when_text(us: int) -> str:
     """A moment as people read it in a notification (local time, with its zone)."""
     return to_datetime(us).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _overdue_body(info: dict[str, Any]) -> str:
+    last = int(info.get("last_success") or 0)
+    age = f"maximum age {_duration(int(info.get('max_age') or 0))}"
+    if last:
+        return f"No successful backup since {when_text(last)} ({age})."
+    return f"No successful backup yet ({age})."
 
 
 def _duration(us: int) -> str:
@@ -88,6 +101,11 @@ class Alerts:
         self._blocked_since: dict[str, int] = {}
         self._blocked_sent: set[str] = set()
         self.deadline: int | None = None
+        # The disk to connect for an overdue profile (its label), None when not known
+        # to be away: set by the disk use cases.  One reminder per overdue episode.
+        self.connect_label: Callable[[str], str | None] = lambda profile: None
+        self._overdue: dict[str, dict[str, Any]] = {}
+        self._reminded: set[str] = set()
 
     def poke(self) -> None:
         self.waker.poke()
@@ -126,8 +144,8 @@ class Alerts:
         now = self.clock()
         held: dict[str, tuple[int, str]] = {}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
-            if intent.type != JobType.BACKUP.value or not intent.blocked_by:
-                continue
+            if intent.type != JobType.BACKUP.value or intent.blocked_by in ("", "blackout"):
+                continue  # a blackout window is the user's own wish, not a fault
             profile = intent.profile
             since = min(intent.scheduled_for, held.get(profile, (now, ""))[0])
             held[profile] = (since, intent.blocked_by)
@@ -171,16 +189,37 @@ class Alerts:
     def overdue(self, profile: str, overdue: bool, info: dict[str, Any]) -> None:
         key = f"overdue:{profile}"
         if not overdue:
+            self._overdue.pop(profile, None)
+            self._reminded.discard(profile)
             self._end(key)
+            self._end(f"{key}/disk")
             return
-        last = int(info.get("last_success") or 0)
-        age = f"maximum age {_duration(int(info.get('max_age') or 0))}"
-        body = (
-            f"No successful backup since {when_text(last)} ({age})."
-            if last
-            else f"No successful backup yet ({age})."
-        )
-        self._send(key, f"Backups of {profile} are overdue", body)
+        self._overdue[profile] = info
+        label = self._label(profile)
+        if label is None:
+            self._send(key, f"Backups of {profile} are overdue", _overdue_body(info))
+            return
+        self._reminded.add(profile)  # the episode's one notification is the reminder
+        self._send(key, reminder(label, profile), _overdue_body(info))
+
+    def remind_absent_disks(self) -> None:
+        """An overdue profile whose disk is now known to be away, not reminded of in
+        this episode yet (the disk left, or UDisks2 came up after the episode began)."""
+        for profile, info in list(self._overdue.items()):
+            if profile in self._reminded:
+                continue
+            label = self._label(profile)
+            if label is not None:
+                self._reminded.add(profile)
+                summary = reminder(label, profile)
+                self._send(f"overdue:{profile}/disk", summary, _overdue_body(info))
+
+    def _label(self, profile: str) -> str | None:
+        try:
+            return self.connect_label(profile)
+        except Exception:  # the store or UDisks2 view failing costs the reminder, not the alert
+            log.exception("alerts.connect_label_failed", profile=profile)
+            return None
 
     # -- Events listener ---------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Conditions:
     metered: bool = False
     online: bool = True
     sleep_monitor: str = "starting"
+    disk_monitor: str = "starting"  # UDisks2: "active" or "unavailable: why"
     # After resume, remote repositories wait for the network to settle.
     network_settled: bool = True
     locked_secrets: set[str] = field(default_factory=set)

@@ -3,7 +3,7 @@
 :class:`Scheduling` builds, from the store and the session bus, the
 scheduler with its conditions and the watchers that feed them (UPower,
 NetworkManager with the post-resume settle time, logind, the mount table,
-the Secret Service, timedated), the overdue watcher and the desktop
+the Secret Service, timedated, UDisks2), the overdue watcher and the desktop
 notifications, wires them to each other, and runs them as one task.  The
 daemon only hands it what it shares with the rest (store, events, clock,
 bus, secrets, the executor's wake-up).
@@ -37,6 +37,7 @@ from borgd.system.logind import SleepMonitor
 from borgd.system.notifications import KINDS, Notifier
 from borgd.system.power import NetworkMonitor, PowerMonitor
 from borgd.system.secrets import SecretStore
+from borgd.system.udisks import DiskMonitor
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +98,9 @@ class Scheduling:
             on_state=self._sleep_state,
         )
         self.mounts = MountWatcher(scheduler.poke)
+        # Removable disks through UDisks2; the disk use cases subscribe to `on_disks`.
+        self.disk_monitor = DiskMonitor(on_change=self._disks_changed, on_state=self._disk_state)
+        self.on_disks: list[Callable[[], None]] = []
         self.secret_watcher = SecretWatcher(
             conditions=conditions,
             store=store,
@@ -158,6 +162,7 @@ class Scheduling:
                 self.power.settled,
                 self.network.settled,
                 self.secret_watcher.settled,
+                self.disk_monitor.settled,
             ):
                 await latch.wait()
 
@@ -169,6 +174,7 @@ class Scheduling:
             self.settle.run,
             self.sleep_monitor.run,
             self.mounts.run,
+            self.disk_monitor.run,
             self.secret_watcher.run,
             self.timezone.run,
             self.overdue.run,
@@ -201,6 +207,15 @@ class Scheduling:
         if state != self.conditions.sleep_monitor:
             self.conditions.sleep_monitor = state
             self.events.manager_changed({"SleepMonitor": state})
+
+    def _disk_state(self, state: str) -> None:
+        if state != self.conditions.disk_monitor:
+            self.conditions.disk_monitor = state
+            self.events.manager_changed({"DiskMonitor": state})
+
+    def _disks_changed(self) -> None:
+        for hook in self.on_disks:
+            hook()
 
     async def _before_sleep(self) -> None:
         # Remote repositories wait for the network after the resume.

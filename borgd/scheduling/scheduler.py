@@ -32,6 +32,7 @@ waited on a condition and then starts is on time, not a catch-up.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -42,9 +43,10 @@ import structlog
 from sqlalchemy import func, select
 
 from borgd.clock import Clock, from_datetime, to_datetime
+from borgd.core.blackout import BlackoutError, Window, parse_windows, window_end
 from borgd.core.config import local_path
 from borgd.core.jobs import JobStatus, SkipReason, Trigger
-from borgd.core.records import Job, Repository, Schedule
+from borgd.core.records import Job, Profile, Repository, Schedule
 from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone
 from borgd.core.schedule.zones import zone_name
 from borgd.events import Events
@@ -55,7 +57,7 @@ from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
 from borgd.store.catalog import SCHEDULES, NotFound
 from borgd.store.engine import StoreUnavailable
-from borgd.store.jobs import JOBS, IntentStore, StaleState
+from borgd.store.jobs import JOBS, IntentStore, JobFilter, StaleState
 
 log = structlog.get_logger(__name__)
 
@@ -116,6 +118,8 @@ class Scheduler:
         self.deadline: int | None = None
         self.paused = store.catalog.setting("paused") == "1"
         self.paused_until = int(store.catalog.setting("paused_until", "0") or 0)
+        self.blackout: list[str] = _stored_windows(store.catalog.setting("blackout", "[]"))
+        self._windows: dict[tuple[str, ...], list[Window]] = {}
         # Loop iterations; those ended by the timer; and those of them that found
         # nothing to do (a far-future schedule must not cause any).
         self.wakeups = 0
@@ -150,6 +154,32 @@ class Scheduler:
             log.info("scheduler.paused" if paused else "scheduler.resumed", until=until)
             self.poke()
         return changed
+
+    def set_blackout(self, windows: list[str]) -> bool:
+        """Store the global blackout windows (checked already) and follow them."""
+        self.store.catalog.set_settings({"blackout": json.dumps(windows)})
+        changed = windows != self.blackout
+        self.blackout = list(windows)
+        if changed:
+            self.events.manager_changed({"Blackout": list(windows)})
+            log.info("scheduler.blackout", windows=windows)
+            self.poke()
+        return changed
+
+    def blackout_end(self, profile: Profile | None, at: int) -> int | None:
+        """When the blackout (global, and the profile's own) that holds at ``at`` ends."""
+        texts = tuple(self.blackout) + tuple(profile.blackout if profile else ())
+        if not texts:
+            return None
+        windows = self._windows.get(texts)
+        if windows is None:
+            try:
+                windows = parse_windows(texts, self.system_zone())
+            except BlackoutError as exc:  # checked when set; a zone may have gone since
+                log.warning("scheduler.bad_blackout", reason=str(exc))
+                windows = []
+            self._windows[texts] = windows
+        return window_end(windows, at)
 
     # -- the loop -------------------------------------------------------------
 
@@ -238,7 +268,10 @@ class Scheduler:
             for intent in due:
                 handled.add(intent.id)
                 try:
-                    self._fire(intent, now)
+                    if intent.trigger == Trigger.RETRY:
+                        self._fire_retry(intent, now)
+                    else:
+                        self._fire(intent, now)
                 except StaleState:
                     log.info("scheduler.intent_moved", job_id=intent.id)
         log.warning("scheduler.too_many_passes", passes=MAX_PASSES)
@@ -250,8 +283,14 @@ class Scheduler:
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             if intent.blocked_by:
                 # A held-back intent needs the timer only when its next occurrence
-                # would overtake it; a condition clearing pokes the loop.
-                when = self._overtake_time(intent)
+                # would overtake it or its blackout ends; a condition clearing pokes
+                # the loop.  A retry is never overtaken.
+                retry = intent.trigger == Trigger.RETRY
+                ends = [] if retry else [self._overtake_time(intent)]
+                if intent.blocked_by == SkipReason.BLACKOUT:
+                    ends.append(self._blackout_end_of(intent, now))
+                found = [e for e in ends if e is not None]
+                when = min(found) if found else None
             else:
                 when = intent.scheduled_for
                 if not next_run or when < next_run:
@@ -313,10 +352,11 @@ class Scheduler:
         self._zone_fp = fp
         self._specs.clear()
         schedules = {s.id: s for s in self.store.catalog.schedules() if not s.timezone}
+        self._windows.clear()
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             sched = schedules.get(intent.schedule_id)
-            if sched is None or intent.scheduled_for <= now:
-                continue  # explicit zone, or due already (held back): leave it
+            if sched is None or intent.scheduled_for <= now or intent.trigger == Trigger.RETRY:
+                continue  # explicit zone, or due already (held back), or a retry: leave it
             if self.spec_for(sched).kind == "interval":
                 continue
             anchor = sched.anchor or sched.created_at
@@ -334,7 +374,7 @@ class Scheduler:
         schedules = {s.id: s for s in self.store.catalog.schedules()}
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             sched = schedules.get(intent.schedule_id)
-            if sched is None:
+            if sched is None or intent.trigger == Trigger.RETRY:
                 continue
             seconds = self.spec_for(sched).interval_seconds
             if seconds is None:
@@ -394,7 +434,11 @@ class Scheduler:
             )
 
     def _reconcile(self, now: int, *, fresh: frozenset[int] = frozenset()) -> None:
-        intents = {j.schedule_id: j for j in self.store.jobs.with_status(JobStatus.SCHEDULED)}
+        intents = {
+            j.schedule_id: j
+            for j in self.store.jobs.with_status(JobStatus.SCHEDULED)
+            if j.trigger != Trigger.RETRY
+        }
         schedules = {s.id: s for s in self.store.catalog.schedules()}
         for schedule_id in intents:
             sched = schedules.get(schedule_id)
@@ -557,13 +601,7 @@ class Scheduler:
             )
             return
 
-        reason = blocker(
-            self.conditions,
-            url=rrow.url,
-            repository=rrow.name,
-            skip_on_battery=bool(sched.skip_on_battery),
-            skip_on_metered=bool(sched.skip_on_metered),
-        )
+        reason = self._reason_to_wait(prow, rrow, sched, now)
         handled_before = bool(intent.blocked_by) or intent.trigger == Trigger.CATCH_UP
         if handled_before and later and reason is not None:
             # Held back, and now overtaken by its next occurrence: that one takes over.
@@ -628,6 +666,100 @@ class Scheduler:
             )
             return
         self._queue(intent, sched, rrow, now, occurrence)
+
+    def _reason_to_wait(
+        self, prow: Profile, rrow: Repository, sched: Schedule, now: int
+    ) -> SkipReason | None:
+        """A blackout window, or the first condition that holds this start back."""
+        if self.blackout_end(prow, now) is not None:
+            return SkipReason.BLACKOUT
+        return blocker(
+            self.conditions,
+            url=rrow.url,
+            repository=rrow.name,
+            skip_on_battery=bool(sched.skip_on_battery),
+            skip_on_metered=bool(sched.skip_on_metered),
+        )
+
+    def _blackout_end_of(self, intent: Job, now: int) -> int | None:
+        try:
+            prow = self.store.catalog.profile(intent.profile)
+        except NotFound:
+            return None
+        return self.blackout_end(prow, now)
+
+    def _fire_retry(self, retry: Job, now: int) -> None:
+        """A due retry: held like any scheduled start, skipped when it has become moot
+        (paused, disabled, or a newer run of its schedule already started), else queued."""
+        try:
+            sched = self.store.catalog.schedule(retry.schedule_id)
+            prow = self.store.catalog.profile(retry.profile)
+            rrow = self.store.catalog.repository_by_id(prow.repository_id)
+        except NotFound:
+            self._end_retry(retry, now, SkipReason.SCHEDULE_REMOVED, "its schedule was removed")
+            return
+        if self._pause_end(sched, now) is not None:
+            what = "borgd was paused" if self.paused else "this schedule was paused"
+            self._end_retry(retry, now, SkipReason.PAUSED, what)
+            return
+        if not prow.enabled or not sched.enabled:
+            what = f"profile {prow.name}" if not prow.enabled else "its schedule"
+            self._end_retry(retry, now, SkipReason.PROFILE_DISABLED, f"{what} is disabled")
+            return
+        newer = [
+            j
+            for j in self.store.jobs.query(
+                JobFilter(profiles=(retry.profile,), types=(retry.type.value,), limit=20)
+            )
+            if j.schedule_id == retry.schedule_id
+            and j.id > retry.requeued_from
+            and j.id != retry.id
+            and j.status in _STARTED
+        ]
+        if newer:
+            self._end_retry(
+                retry,
+                now,
+                SkipReason.COALESCED,
+                f"a newer run of its schedule (job {newer[-1].id}) took over",
+            )
+            return
+        reason = self._reason_to_wait(prow, rrow, sched, now)
+        if reason is not None:
+            self._hold(retry, reason)
+            return
+        fields = {
+            "queued_at": now,
+            "blocked_by": "",
+            "repository": rrow.name,
+            "repository_id": rrow.id,
+        }
+        row = self.store.jobs.transition(
+            retry.id, JobStatus.QUEUED, expect=[JobStatus.SCHEDULED], **fields
+        )
+        self._acted = True
+        self.events.job_changed(retry.id, {"status": JobStatus.QUEUED.value, **fields}, row)
+        log.info("scheduler.queued", job_id=retry.id, trigger=Trigger.RETRY.value)
+        self.wake_executor()
+
+    def _end_retry(self, retry: Job, now: int, reason: SkipReason, why: str) -> None:
+        message = f"retry not run: {why}"
+        row = self.store.jobs.transition(
+            retry.id,
+            JobStatus.SKIPPED,
+            expect=[JobStatus.SCHEDULED],
+            skip_reason=reason.value,
+            message=message,
+            blocked_by="",
+            finished_at=now,
+        )
+        self._acted = True
+        self.events.job_changed(
+            retry.id,
+            {"status": "skipped", "skip_reason": reason.value, "message": message},
+            row,
+        )
+        log.info("scheduler.skipped", job_id=retry.id, reason=reason.value, count=1)
 
     def _hold(self, intent: Job, reason: SkipReason) -> None:
         if intent.blocked_by == reason.value:
@@ -825,6 +957,27 @@ class SchedulerListener:
 
     def manager_changed(self, changed: dict[str, Any]) -> None:
         pass
+
+
+_STARTED = frozenset(
+    {
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        JobStatus.SUCCEEDED,
+        JobStatus.WARNING,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.INTERRUPTED,
+    }
+)
+
+
+def _stored_windows(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(w) for w in value] if isinstance(value, list) else []
 
 
 def _occurrence(intent: Job) -> int:

@@ -424,8 +424,26 @@ _V7: tuple[str, ...] = (
     "ALTER TABLE repositories ADD COLUMN upload_ratelimit INTEGER DEFAULT 0 NOT NULL",
 )
 
+# Version 8: triggers, retries, windows: a repository's removable disk, a schedule's
+# retries and on-connect interval, a profile's blackout windows.
+_V8: tuple[str, ...] = (
+    "ALTER TABLE repositories ADD COLUMN device VARCHAR DEFAULT '' NOT NULL",
+    "ALTER TABLE repositories ADD COLUMN automount BOOLEAN DEFAULT 0 NOT NULL",
+    "ALTER TABLE repositories ADD COLUMN eject_after BOOLEAN DEFAULT 0 NOT NULL",
+    "ALTER TABLE profiles ADD COLUMN blackout JSON DEFAULT '[]' NOT NULL",
+    "ALTER TABLE schedules ADD COLUMN retries INTEGER DEFAULT 0 NOT NULL",
+    "ALTER TABLE schedules ADD COLUMN retry_delay INTEGER DEFAULT 300000000 NOT NULL",
+    "ALTER TABLE schedules ADD COLUMN min_interval INTEGER DEFAULT 86400000000 NOT NULL",
+    # A retry waits as a `scheduled` row beside its schedule's next occurrence.
+    "DROP INDEX ix_jobs_one_intent_per_schedule",
+    """
+    CREATE UNIQUE INDEX ix_jobs_one_intent_per_schedule ON jobs (schedule_id)
+    WHERE status = 'scheduled' AND schedule_id != 0 AND "trigger" != 'retry'
+    """,
+)
+
 Step = tuple[str, ...] | tuple[Rebuild, ...]
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 LATEST = len(MIGRATIONS)
 
 

@@ -46,6 +46,10 @@ REPOSITORIES = Table(
     Column("has_passphrase", Boolean, nullable=False, default=False),
     Column("created_at", Integer, nullable=False, default=0),
     Column("upload_ratelimit", Integer, nullable=False, default=0, server_default=text("0")),
+    # The filesystem UUID of the removable disk it lives on ('' = not removable).
+    Column("device", String, nullable=False, default="", server_default=text("''")),
+    Column("automount", Boolean, nullable=False, default=False, server_default=text("0")),
+    Column("eject_after", Boolean, nullable=False, default=False, server_default=text("0")),
     sqlite_autoincrement=True,
 )
 
@@ -83,6 +87,7 @@ PROFILES = Table(
     Column("created_at", Integer, nullable=False, default=0),
     Column("nice", Integer, nullable=False, default=0, server_default=text("0")),
     Column("ionice", String, nullable=False, default="", server_default=text("''")),
+    Column("blackout", JSON, nullable=False, default=list, server_default=text("'[]'")),
     sqlite_autoincrement=True,
 )
 
@@ -110,6 +115,21 @@ SCHEDULES = Table(
     # The last occurrence handled (run, skipped or coalesced): catch-up counts from here.
     Column("anchor", Integer, nullable=False, default=0),
     Column("created_at", Integer, nullable=False, default=0),
+    Column("retries", Integer, nullable=False, default=0, server_default=text("0")),
+    Column(
+        "retry_delay",
+        Integer,
+        nullable=False,
+        default=300_000_000,
+        server_default=text("300000000"),
+    ),
+    Column(
+        "min_interval",
+        Integer,
+        nullable=False,
+        default=86_400_000_000,
+        server_default=text("86400000000"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -159,12 +179,12 @@ JOBS = Table(
         unique=True,
         sqlite_where=text("status = 'running'"),
     ),
-    # ...and "one scheduled intent per schedule".
+    # ...and "one scheduled intent per schedule" (a retry waits beside it).
     Index(
         "ix_jobs_one_intent_per_schedule",
         "schedule_id",
         unique=True,
-        sqlite_where=text("status = 'scheduled' AND schedule_id != 0"),
+        sqlite_where=text("status = 'scheduled' AND schedule_id != 0 AND \"trigger\" != 'retry'"),
     ),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_profile", "profile", "id"),

@@ -361,11 +361,15 @@ def test_a_version_2_store_is_rebuilt_keeping_rows_indexes_and_keys(tmp_path):
         # Version 4 added jobs.repository_size, 0 for every older job.
         assert {row[-1] for row in after["jobs"]} == {0}
         after["jobs"] = [row[:-1] for row in after["jobs"]]
-        # Version 7 added profiles.nice and .ionice, repositories.upload_ratelimit.
-        assert {row[-2:] for row in after["profiles"]} == {(0, "")}
-        assert {row[-1] for row in after["repositories"]} == {0}
-        after["profiles"] = [row[:-2] for row in after["profiles"]]
-        after["repositories"] = [row[:-1] for row in after["repositories"]]
+        # Version 7 added profiles.nice and .ionice, repositories.upload_ratelimit;
+        # version 8 profiles.blackout, repositories.device, .automount, .eject_after and
+        # schedules.retries, .retry_delay (5 min) and .min_interval (1 day).
+        assert {row[-3:] for row in after["profiles"]} == {(0, "", "[]")}
+        assert {row[-4:] for row in after["repositories"]} == {(0, "", 0, 0)}
+        assert {row[-3:] for row in after["schedules"]} == {(0, 300_000_000, 86_400_000_000)}
+        after["profiles"] = [row[:-3] for row in after["profiles"]]
+        after["repositories"] = [row[:-4] for row in after["repositories"]]
+        after["schedules"] = [row[:-3] for row in after["schedules"]]
         assert after == before  # every row, every value, every id
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
@@ -471,6 +475,13 @@ def test_version_4_archives_keep_their_figures_and_the_rest_are_asked_for(tmp_pa
             "ALTER TABLE profiles DROP COLUMN nice",
             "ALTER TABLE profiles DROP COLUMN ionice",
             "ALTER TABLE repositories DROP COLUMN upload_ratelimit",
+            "ALTER TABLE repositories DROP COLUMN device",
+            "ALTER TABLE repositories DROP COLUMN automount",
+            "ALTER TABLE repositories DROP COLUMN eject_after",
+            "ALTER TABLE profiles DROP COLUMN blackout",
+            "ALTER TABLE schedules DROP COLUMN retries",
+            "ALTER TABLE schedules DROP COLUMN retry_delay",
+            "ALTER TABLE schedules DROP COLUMN min_interval",
         ):
             conn.execute(undo)
         conn.execute("PRAGMA user_version = 4")

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from borgd.core.schedule.errors import SpecError
 from borgd.core.schedule.plan import MISSED_COUNT_CAP, Plan, plan_next
-from borgd.core.schedule.spec import Kind, Spec, parse_spec
+from borgd.core.schedule.spec import ON_CONNECT, Kind, Spec, parse_spec
 from borgd.core.schedule.upcoming import upcoming
 from borgd.core.schedule.zones import local_zone, resolve_zone
 
 __all__ = [
     "MISSED_COUNT_CAP",
+    "ON_CONNECT",
     "Kind",
     "Plan",
     "Spec",

@@ -15,9 +15,11 @@ from borgd.core.schedule.errors import SpecError
 from borgd.core.schedule.interval import next_interval, parse_interval
 from borgd.core.schedule.zones import resolve_zone
 
-__all__ = ["Kind", "Spec", "parse_spec"]
+__all__ = ["ON_CONNECT", "Kind", "Spec", "parse_spec"]
 
-Kind = Literal["calendar", "cron", "interval"]
+Kind = Literal["calendar", "cron", "interval", "event"]
+# A schedule that fires on an event (its repository's disk appearing), never by the clock.
+ON_CONNECT = "on-connect"
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -54,6 +56,8 @@ class Spec:
         to ``after``.  Calendar and cron specs ignore ``anchor``.
         """
         _require_aware("after", after)
+        if self.kind == "event":
+            return None  # fired by its event, not by the clock
         if self._matcher is None:
             if anchor is None:
                 anchor = after
@@ -97,6 +101,8 @@ def parse_spec(text: str, default_tz: str | None = None) -> Spec:
         tz = resolve_zone(default_tz)
     except SpecError as exc:
         raise SpecError(exc.reason, text) from None
+    if stripped.lower() == ON_CONNECT:
+        return Spec(text, ON_CONNECT, tz, "event")
     if stripped.lower().startswith("every"):
         seconds, normalized = parse_interval(text)
         return Spec(text, normalized, tz, "interval", None, seconds)
