@@ -13,6 +13,7 @@ from typing import Any
 from dbus_fast import Variant
 
 from borgd.cli import format as fmt
+from borgd.cli.args import COUNT, IDENT
 from borgd.cli.client import Client
 from borgd.cli.format import emit_json
 
@@ -153,8 +154,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("path", nargs="?", default="", help="a folder in the archive (default: top)")
     p.add_argument("-r", "--recursive", action="store_true")
     p.add_argument("--pattern", help="shell pattern on the whole path")
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--offset", type=COUNT, default=0)
+    p.add_argument("--limit", type=COUNT, default=1000)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("diff", help="what changed between two archives")
@@ -162,7 +163,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("first")
     p.add_argument("second")
     p.add_argument("--path", help="only below this path in the archives")
-    p.add_argument("--limit", type=int, default=10000)
+    p.add_argument("--limit", type=COUNT, default=10000)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("mount", help="mount an archive (or every archive) as files")
@@ -171,7 +172,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("dir", nargs="?", default="", help="default $XDG_RUNTIME_DIR/borgd/mnt/…")
 
     p = sub.add_parser("umount", help="unmount what a mount job mounted")
-    p.add_argument("job", type=int)
+    p.add_argument("job", type=IDENT)
 
     p = sub.add_parser("archive", help="archives: rm")
     asub = p.add_subparsers(dest="action", required=True)

@@ -40,22 +40,35 @@ def plain(value: Any) -> Any:
 
 
 class Client:
-    def __init__(self, bus: MessageBus) -> None:
-        self.bus = bus
+    """borgd's Manager over the session bus, connected at the first call: a command
+    whose arguments are wrong fails with its usage error, not with "unreachable"."""
+
+    def __init__(self, bus: MessageBus | None = None) -> None:
+        self._bus = bus
 
     @classmethod
     async def connect(cls) -> Client:
-        try:
-            bus = await MessageBus(bus_type=BusType.SESSION).connect()
-        except Exception as exc:
-            raise Unreachable(f"cannot connect to the session bus: {exc}") from exc
-        return cls(bus)
+        return cls()
+
+    @property
+    def bus(self) -> MessageBus:
+        assert self._bus is not None, "call `ready()` first"
+        return self._bus
+
+    async def ready(self) -> MessageBus:
+        if self._bus is None:
+            try:
+                self._bus = await MessageBus(bus_type=BusType.SESSION).connect()
+            except Exception as exc:
+                raise Unreachable(f"cannot connect to the session bus: {exc}") from exc
+        return self._bus
 
     def close(self) -> None:
-        self.bus.disconnect()
+        if self._bus is not None:
+            self._bus.disconnect()
 
     async def call(self, member: str, signature: str = "", *body: Any) -> Any:
-        reply = await self.bus.call(
+        reply = await (await self.ready()).call(
             Message(
                 destination=BUS_NAME,
                 path=PATH,
@@ -81,7 +94,7 @@ class Client:
         return plain(reply.body[0] if len(reply.body) == 1 else reply.body)
 
     async def properties(self) -> dict[str, Any]:
-        reply = await self.bus.call(
+        reply = await (await self.ready()).call(
             Message(
                 destination=BUS_NAME,
                 path=PATH,
@@ -108,8 +121,9 @@ class Client:
             ):
                 handler(msg.member, int(msg.body[0]), plain(msg.body[1]))
 
-        self.bus.add_message_handler(on_message)
-        await self.bus.call(
+        bus = await self.ready()
+        bus.add_message_handler(on_message)
+        await bus.call(
             Message(
                 destination="org.freedesktop.DBus",
                 path="/org/freedesktop/DBus",

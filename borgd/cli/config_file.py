@@ -14,7 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from borgd.core.validation import PROFILE_OPTIONS, REPOSITORY_OPTIONS, SCHEDULE_OPTIONS
+from borgd.core.validation import (
+    PROFILE_OPTIONS,
+    PROFILE_UPDATE_OPTIONS,
+    REPOSITORY_OPTIONS,
+    SCHEDULE_OPTIONS,
+    SCHEDULE_UPDATE_OPTIONS,
+    InvalidArgument,
+    check_absolute_path,
+    check_name,
+    check_options,
+    check_schedule_action,
+    check_url,
+)
 
 US = 1_000_000
 _DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
@@ -391,6 +403,54 @@ def plan(
         for name in have_repos.keys() - desired.repositories.keys():
             actions.append(Action("RemoveRepository", "s", (name,), f"remove repository {name}"))
     return actions
+
+
+_OPTION_TABLES = {
+    "AddRepository": REPOSITORY_OPTIONS,
+    "UpdateRepository": REPOSITORY_OPTIONS,
+    "AddProfile": PROFILE_OPTIONS,
+    "UpdateProfile": PROFILE_UPDATE_OPTIONS,
+    "AddSchedule": SCHEDULE_OPTIONS,
+    "UpdateSchedule": SCHEDULE_UPDATE_OPTIONS,
+}
+
+
+def check_actions(actions: list[Action], env: Mapping[str, str]) -> None:
+    """Every call checked as borgd will check it, before the first is made: a file
+    error changes nothing (borgd.toml(5)).  Raises :class:`ConfigError` naming the
+    section's subject and what is wrong."""
+    from borgd.core import notifications
+    from borgd.core.schedule import SpecError, parse_spec
+
+    for action in actions:
+        args = action.args
+        try:
+            table = _OPTION_TABLES.get(action.member)
+            if table is not None:
+                options = check_options(action.member, table, args[-1])
+            if action.member == "AddRepository":
+                check_name("repository", args[0])
+                check_url(args[1])
+            elif action.member == "AddProfile":
+                check_name("profile", args[0])
+                check_name("repository", args[1])
+                for source in args[2]:
+                    check_absolute_path("source", source)
+            elif action.member in ("AddSchedule", "UpdateSchedule"):
+                spec = args[2] if action.member == "AddSchedule" else options.get("spec")
+                if action.member == "AddSchedule":
+                    check_schedule_action(args[1])
+                if spec is not None:
+                    parse_spec(spec, default_tz=options.get("timezone") or None)
+            elif action.member in ("AddNotifier", "UpdateNotifier"):
+                notifications.check_notifier_options(
+                    args[-1], update=action.member == "UpdateNotifier"
+                )
+        except (InvalidArgument, SpecError) as exc:
+            raise ConfigError(f"{action.summary}: {exc}") from None
+        for var in (action.passphrase_env, action.url_env):
+            if var and var not in env:
+                raise ConfigError(f"{action.summary}: ${var} is not set")
 
 
 def _toml_value(value: Any) -> str:

@@ -65,15 +65,47 @@ def human_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """Columns padded to their widest cell; with ``width`` (a terminal's), the last
+    column is cut to fit, with "…" where it was cut."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if width is not None and cells:
+        room = max(12, width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+        for row in cells:
+            row[-1] = clip(row[-1], room)
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
     return "\n".join(lines)
 
 
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one; None (no cutting) for a pipe or file."""
+    import shutil
+    import sys
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def rate_and_eta(job: dict[str, Any]) -> str:
+    """' 12.3 MB/s, 2 min left' for a running job that knows them, else ''."""
+    parts = []
+    if job.get("rate"):
+        parts.append(f"{human_size(int(job['rate']))}/s")
+    if job.get("eta", 0) > 0:
+        parts.append(f"{human_duration(job['eta'] / 1e6)} left")
+    return (" " + ", ".join(parts)) if parts else ""
+
+
+# --json has one convention (borgctl(1), JSON OUTPUT): a time is ISO 8601 in the
+# local zone, a duration is seconds, and "none" is null, whatever borgd's own
+# sentinel for it (0 for a time, a link or an unset duration, "" for no text,
+# -1 for no exit code).
 TIME_KEYS = frozenset(
     {
         "scheduled_for",
@@ -84,13 +116,77 @@ TIME_KEYS = frozenset(
         "next_run",
         "paused_until",
         "last_success",
+        "last_backup",
+        "last_prune",
+        "last_compact",
+        "last_check",
+        "start",
+        "end",
+        "sent_at",
+        "next_attempt_at",
+        "deferred_to",
+        "mtime",
+        "PausedUntil",
+        "NextRun",
     }
+)
+DURATION_US_KEYS = frozenset(
+    {"max_age", "catch_up_window", "randomized_delay", "retry_delay", "min_interval"}
+)
+LINK_KEYS = frozenset({"schedule_id", "parent_id", "requeued_from"})
+NONE_TEXT_KEYS = frozenset(
+    {"skip_reason", "blocked_by", "archive", "message", "progress_message", "current_file"}
 )
 
 
+def json_value(key: str, value: Any) -> Any:
+    if key in TIME_KEYS and isinstance(value, int):
+        return iso_time(value)
+    if key in DURATION_US_KEYS and isinstance(value, int):
+        return value / 1e6 if value else None
+    if key == "eta" and isinstance(value, int | float):
+        return value / 1e6 if value > 0 else None  # µs, as its job's other times
+    if key in LINK_KEYS and value == 0:
+        return None
+    if key in NONE_TEXT_KEYS and value == "":
+        return None
+    if key == "exit_code" and value == -1:
+        return None
+    return value
+
+
 def json_ready(item: dict[str, Any]) -> dict[str, Any]:
-    """Timestamps as ISO 8601 (null for none) for --json output."""
-    return {k: (iso_time(v) if k in TIME_KEYS else v) for k, v in item.items()}
+    """One row for --json: times ISO 8601, durations in seconds, none as null."""
+    return {k: json_value(k, v) for k, v in item.items()}
+
+
+def readable_log_line(line: str) -> str | None:
+    """A job log's line as a person reads it: borg's JSON events as their messages,
+    its progress left out (``borgctl watch`` shows it); other lines as they are."""
+    if not line.startswith("{"):
+        return line
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return line  # a line of borg's final --json document
+    if not isinstance(event, dict) or "type" not in event:
+        return line
+    kind = event["type"]
+    stamp = ""
+    if isinstance(event.get("time"), int | float):
+        stamp = datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S ")
+    if kind == "log_message":
+        level = str(event.get("levelname", "")).upper()
+        return (
+            f"{stamp}{level + ': ' if level not in ('', 'INFO') else ''}{event.get('message', '')}"
+        )
+    if kind == "file_status":
+        return f"{stamp}{event.get('status', '?')} {event.get('path', '')}"
+    if kind == "progress_message" and event.get("message") and not event.get("finished"):
+        return f"{stamp}{event['message']}"
+    if kind in ("archive_progress", "progress_message", "progress_percent"):
+        return None
+    return line
 
 
 def emit_json(data: Any) -> None:
@@ -100,6 +196,18 @@ def emit_json(data: Any) -> None:
     elif isinstance(data, dict):
         data = json_ready(data)
     print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """A running job in one line: bar (or what is done when the total is unknown),
+    rate, time left, and what borg is at."""
+    if job.get("progress", -1) >= 0:
+        head = progress_bar(job["progress"])
+    else:
+        done = int(job.get("original_size") or 0)
+        head = f"[working] {human_size(done)} read" if done else "[working]"
+    what = job.get("current_file") or job.get("progress_message") or ""
+    return head + rate_and_eta(job) + (f"  {what}" if what else "")
 
 
 def progress_bar(fraction: float, width: int = 24) -> str:

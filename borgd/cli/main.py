@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -18,11 +19,24 @@ from typing import Any
 import anyio
 from dbus_fast import Variant
 
+from borgd import __version__
 from borgd.cli import archives_cmd, notify_cmd
 from borgd.cli import format as fmt
+from borgd.cli.args import COUNT, IDENT, OneLineParser, int_in, refuse_non_utf8
 from borgd.cli.client import CallFailed, Client, Unreachable, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+INVALID_ARGUMENT = "org.borgd1.Error.InvalidArgument"
+_OPTION_KEY = re.compile(r"(option |)'([a-z][a-z0-9_]*)'")
+
+
+def flag_names(text: str) -> str:
+    """borgd names its option keys (``option 'max_duration'``); say the flag instead."""
+    return _OPTION_KEY.sub(
+        lambda m: "--" + m.group(2).replace("_", "-") if m.group(1) else m.group(0), text
+    )
+
+
 TERMINAL = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
 _DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
@@ -92,7 +106,7 @@ def repo_options(a: argparse.Namespace) -> dict[str, Variant]:
         opts["passcommand"] = _v("s", a.passcommand)
     passphrase = None
     if a.passphrase_stdin:
-        passphrase = sys.stdin.readline().rstrip("\n")
+        passphrase = read_passphrase()
     elif a.passphrase_env:
         passphrase = os.environ.get(a.passphrase_env)
         if passphrase is None:
@@ -100,6 +114,56 @@ def repo_options(a: argparse.Namespace) -> dict[str, Variant]:
     if passphrase is not None:
         opts["passphrase"] = _v("s", passphrase)
     return opts
+
+
+def read_passphrase() -> str:
+    """From a pipe: its first line.  On a terminal: asked twice, without echo."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("Passphrase: ")
+    if not first:
+        raise UsageError("the passphrase must not be empty")
+    if getpass.getpass("Passphrase again: ") != first:
+        raise UsageError("the two passphrases differ; nothing was changed")
+    return first
+
+
+def changed_line(what: str, opts: dict[str, Any]) -> str:
+    if not opts:
+        raise UsageError(f"nothing to change for {what}: give at least one option")
+    keys = ", ".join(k.replace("_", "-") for k in sorted(opts) if k != "passphrase")
+    secret = "passphrase" in opts
+    return f"{what} changed: " + ", ".join(p for p in (keys, "passphrase" if secret else "") if p)
+
+
+def warn_missing_sources(sources: list[str]) -> None:
+    """borg would only warn at each backup; say it now, while it is being set up."""
+    for source in sources:
+        if source.startswith("/") and not os.path.lexists(source):
+            print(
+                f"borgctl: warning: source {source} does not exist now "
+                "(each backup ends with a warning until it does)",
+                file=sys.stderr,
+            )
+
+
+def print_settings(item: dict[str, Any]) -> None:
+    """Every setting of one repository, profile or schedule, one per line."""
+    now = _now()
+    width = max(len(k) for k in item) + 1
+    for key in sorted(item):
+        value = item[key]
+        if key in fmt.TIME_KEYS and isinstance(value, int):
+            value = fmt.human_time(value, now)
+        elif key in fmt.DURATION_US_KEYS and isinstance(value, int):
+            value = fmt.human_duration(value / 1e6) if value else "-"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        print(f"{key.replace('_', ' ') + ':':{width + 1}} {value if value != '' else '-'}")
 
 
 PROFILE_FLAGS: tuple[tuple[str, str], ...] = (
@@ -130,8 +194,8 @@ def profile_options(a: argparse.Namespace) -> dict[str, Variant]:
         value = getattr(a, name, None)
         if value is not None:
             opts[name] = _v("b", value)
-    if a.exclude:
-        opts["excludes"] = _v("as", a.exclude)
+    if a.exclude or getattr(a, "no_excludes", False):
+        opts["excludes"] = _v("as", [] if a.no_excludes else a.exclude)
     if a.max_age is not None:
         opts["max_age"] = _v("t", parse_duration(a.max_age))
     if a.blackout or a.no_blackout:
@@ -195,8 +259,13 @@ async def cmd_repo(c: Client, a: argparse.Namespace) -> int:
     if a.action == "add":
         repo_id = await c.call("AddRepository", "ssa{sv}", a.name, a.url, repo_options(a))
         print(f"repository {a.name} added (id {repo_id})" + (", init queued" if a.init else ""))
+        if a.init and a.wait:
+            return await wait_for_init(c, a.name)
     elif a.action == "edit":
-        await c.call("UpdateRepository", "sa{sv}", a.name, repo_options(a))
+        opts = repo_options(a)
+        line = changed_line(f"repository {a.name}", opts)
+        await c.call("UpdateRepository", "sa{sv}", a.name, opts)
+        print(line)
     elif a.action == "rm":
         await c.call("RemoveRepository", "s", a.name)
     else:
@@ -208,6 +277,9 @@ async def cmd_repo(c: Client, a: argparse.Namespace) -> int:
                 return EXIT_FAILED
         if a.json:
             emit_json(repos[0] if a.action == "show" else repos)
+            return EXIT_OK
+        if a.action == "show":
+            print_settings(repos[0])
             return EXIT_OK
         rows = [
             (r["id"], r["name"], r["url"], r["encryption"], "yes" if r["has_passphrase"] else "no")
@@ -223,13 +295,17 @@ async def cmd_profile(c: Client, a: argparse.Namespace) -> int:
             "AddProfile", "ssasa{sv}", a.name, a.repo, a.sources, profile_options(a)
         )
         print(f"profile {a.name} added (id {profile_id})")
+        warn_missing_sources(a.sources)
     elif a.action == "edit":
         opts = profile_options(a)
         if a.repo:
             opts["repository"] = _v("s", a.repo)
         if a.sources:
             opts["sources"] = _v("as", a.sources)
+        line = changed_line(f"profile {a.name}", opts)
         await c.call("UpdateProfile", "sa{sv}", a.name, opts)
+        print(line)
+        warn_missing_sources(a.sources or [])
     elif a.action == "rm":
         await c.call("RemoveProfile", "s", a.name)
     else:
@@ -241,6 +317,9 @@ async def cmd_profile(c: Client, a: argparse.Namespace) -> int:
                 return EXIT_FAILED
         if a.json:
             emit_json(profiles[0] if a.action == "show" else profiles)
+            return EXIT_OK
+        if a.action == "show":
+            print_settings(profiles[0])
             return EXIT_OK
         now = _now()
         rows = [
@@ -268,7 +347,9 @@ async def cmd_schedule(c: Client, a: argparse.Namespace) -> int:
         opts = schedule_options(a)
         if a.spec:
             opts["spec"] = _v("s", a.spec)
+        line = changed_line(f"schedule {a.id}", opts)
         await c.call("UpdateSchedule", "ta{sv}", a.id, opts)
+        print(line)
     elif a.action == "rm":
         await c.call("RemoveSchedule", "t", a.id)
     else:
@@ -280,6 +361,9 @@ async def cmd_schedule(c: Client, a: argparse.Namespace) -> int:
                 return EXIT_FAILED
         if a.json:
             emit_json(schedules[0] if a.action == "show" else schedules)
+            return EXIT_OK
+        if a.action == "show":
+            print_settings(schedules[0])
             return EXIT_OK
         now = _now()
         rows = [
@@ -314,22 +398,33 @@ def start_options(a: argparse.Namespace) -> dict[str, Variant]:
     return opts
 
 
+# The job `run --wait` or `watch` waits for: Ctrl-C then says that it goes on.
+WAITING_FOR: list[int] = []
+
+
 async def wait_for(c: Client, job_id: int, *, show_progress: bool) -> dict[str, Any]:
+    """Wait for the job's end, with a live progress line on a terminal (cleared after)."""
     changed = anyio.Event()
+    seen: dict[str, Any] = {}
+    width = fmt.terminal_width() or 80
 
     def on_signal(member: str, jid: int, fields: dict[str, Any]) -> None:
         if jid == job_id:
-            if show_progress and "progress" in fields:
-                bar = fmt.progress_bar(fields["progress"])
-                print(f"\r#{job_id} {bar} {fields.get('progress_message', '')[:40]}", end="")
+            seen.update(fields)  # JobChanged carries what changed: keep the rest
+            if show_progress and seen.get("status") == "running":
+                line = fmt.clip(f"#{job_id} {fmt.progress_line(seen)}", width - 1)
+                print(f"\r\033[K{line}", end="", flush=True)
             changed.set()
 
+    WAITING_FOR.append(job_id)
     await c.subscribe_jobs(on_signal)
+    seen.update(await c.call("GetJob", "t", job_id))
     while True:
         job: dict[str, Any] = await c.call("GetJob", "t", job_id)
         if job["status"] in TERMINAL:
             if show_progress:
-                print()
+                print("\r\033[K", end="", flush=True)
+            WAITING_FOR.remove(job_id)
             return job
         with anyio.move_on_after(5):  # signals are the trigger; this only guards a lost one
             await changed.wait()
@@ -355,7 +450,10 @@ def describe_job(job: dict[str, Any]) -> str:
     ):
         if job[key]:
             lines.append(f"  {label + ':':10} {fmt.human_time(job[key], now)}")
-    if job["archive"]:
+    if job["archive"] and (
+        job["status"] in ("succeeded", "warning", "running")
+        or job["archive"].endswith(".checkpoint")
+    ):  # a failed backup made no archive: never name one
         lines.append(f"  archive:   {job['archive']}")
     if job["nfiles"] or job["original_size"]:
         lines.append(
@@ -366,7 +464,7 @@ def describe_job(job: dict[str, Any]) -> str:
     if job.get("duration"):
         lines.append(f"  duration:  {fmt.human_duration(job['duration'])}")
     if job["status"] == "running":
-        lines.append(f"  progress:  {fmt.progress_bar(job['progress'])} {job['progress_message']}")
+        lines.append(f"  progress:  {fmt.progress_line(job)}")
     if job["blocked_by"]:
         lines.append(f"  blocked by: {job['blocked_by']}")
     if job["skip_reason"]:
@@ -376,6 +474,18 @@ def describe_job(job: dict[str, Any]) -> str:
     if job["message"]:
         lines.append(f"  message:   {job['message']}")
     return "\n".join(lines)
+
+
+async def wait_for_init(c: Client, repository: str) -> int:
+    """`repo add --init --wait`: the init job's outcome is the command's."""
+    flt = {"repository": _v("s", repository), "type": _v("s", "init"), "limit": _v("u", 1)}
+    (init,) = await c.call("ListJobs", "a{sv}", flt)
+    job = await wait_for(c, init["id"], show_progress=False)
+    if job["status"] == "succeeded":
+        print(f"repository {repository} initialised")
+        return EXIT_OK
+    print(f"borgctl: the init of {repository} {job['status']}: {job['message']}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 async def cmd_run(c: Client, a: argparse.Namespace) -> int:
@@ -390,15 +500,35 @@ async def cmd_run(c: Client, a: argparse.Namespace) -> int:
 
 
 def job_row(job: dict[str, Any], now: datetime) -> tuple[Any, ...]:
-    when = job["started_at"] or job["scheduled_for"] or job["created_at"]
-    detail = job["skip_reason"] or job["blocked_by"] or job["archive"] or job["message"][:40]
-    if job["status"] == "running":
-        detail = fmt.progress_bar(job["progress"], 12)
+    """One line of `borgctl jobs`: the time that matters for its status, and what
+    it says: why it failed, was skipped or waits; its archive only when it made one."""
+    status = job["status"]
+    when = (
+        {
+            "scheduled": job["scheduled_for"],
+            "queued": job["queued_at"],
+            "running": job["started_at"],
+        }.get(status)
+        or job["finished_at"]
+        or job["created_at"]
+    )
+    if status == "running":
+        detail = fmt.progress_bar(job["progress"], 12) + fmt.rate_and_eta(job)
+    elif status in ("succeeded",) and job["archive"]:
+        detail = job["archive"]
+    elif status == "skipped":
+        detail = (
+            f"{job['skip_reason']}: {job['message']}" if job["message"] else job["skip_reason"]
+        )
+    elif job["blocked_by"]:
+        detail = f"waits: {job['blocked_by']}"
+    else:
+        detail = job["message"]
     return (
         job["id"],
         job["type"],
         job["profile"] or "-",
-        job["status"],
+        status,
         job["trigger"],
         fmt.human_time(when, now),
         detail,
@@ -427,6 +557,7 @@ async def cmd_jobs(c: Client, a: argparse.Namespace) -> int:
         fmt.table(
             ("ID", "TYPE", "PROFILE", "STATUS", "TRIGGER", "WHEN", "DETAIL"),
             [job_row(j, now) for j in jobs],
+            width=fmt.terminal_width(),
         )
     )
     return EXIT_OK
@@ -477,37 +608,44 @@ TAIL_TRIES = 5
 
 async def cmd_logs(c: Client, a: argparse.Namespace) -> int:
     """The whole log in pages, or its tail; with -f, then new lines by offset until the end."""
-    if a.tail is not None and a.tail < 0:
-        raise UsageError("--tail takes a number of lines, 0 or more")
+    out = LogWriter(raw=a.raw)
     try:
         offset = 0
         if a.tail is not None:
-            offset = await print_tail(c, a.id, a.tail, follow=a.follow)
+            offset = await print_tail(c, a.id, a.tail, follow=a.follow, out=out)
         if a.follow:
-            await follow_log(c, a.id, offset)
+            await follow_log(c, a.id, offset, out=out)
         elif a.tail is None:
-            await print_log(c, a.id, 0)
+            await print_log(c, a.id, 0, out=out)
     except BrokenPipeError:  # `borgctl logs ID | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
-def _write_lines(lines: list[str]) -> None:
-    if lines:
-        sys.stdout.write("".join(line + "\n" for line in lines))
-        sys.stdout.flush()
+class LogWriter:
+    """A job log as a person reads it (borg's JSON lines as their messages), or raw."""
+
+    def __init__(self, *, raw: bool) -> None:
+        self.raw = raw
+
+    def __call__(self, lines: list[str]) -> None:
+        if not self.raw:
+            lines = [r for r in map(fmt.readable_log_line, lines) if r is not None]
+        if lines:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
 
 
-async def print_log(c: Client, job_id: int, offset: int) -> int:
+async def print_log(c: Client, job_id: int, offset: int, *, out: LogWriter) -> int:
     """Print every complete line from `offset`, a page at a time; return where to go on."""
     while True:
         lines, offset = await c.call("ReadJobLog", "ttu", job_id, offset, 0)
         if not lines:
             return int(offset)
-        _write_lines(lines)
+        out(lines)
 
 
-async def print_tail(c: Client, job_id: int, count: int, *, follow: bool) -> int:
+async def print_tail(c: Client, job_id: int, count: int, *, follow: bool, out: LogWriter) -> int:
     """Print the last `count` lines (borgd caps them at 10,000); return the log's end offset.
 
     To follow on without a gap or a repeat, the tail must end where following
@@ -517,7 +655,7 @@ async def print_tail(c: Client, job_id: int, count: int, *, follow: bool) -> int
     then show twice, but none is lost.
     """
     if not follow:
-        _write_lines(await c.call("GetJobLog", "tu", job_id, count) if count else [])
+        out(await c.call("GetJobLog", "tu", job_id, count) if count else [])
         return 0
     for _ in range(TAIL_TRIES):
         _, before = await c.call("ReadJobLog", "ttu", job_id, LOG_END, 1)
@@ -525,11 +663,11 @@ async def print_tail(c: Client, job_id: int, count: int, *, follow: bool) -> int
         _, after = await c.call("ReadJobLog", "ttu", job_id, LOG_END, 1)
         if before == after:
             break
-    _write_lines(lines)
+    out(lines)
     return int(before)
 
 
-async def follow_log(c: Client, job_id: int, offset: int) -> None:
+async def follow_log(c: Client, job_id: int, offset: int, *, out: LogWriter) -> None:
     """Print new lines from `offset` on until the job has finished, each line once.
 
     The status is read before the log: once a job is finished its log is
@@ -544,7 +682,7 @@ async def follow_log(c: Client, job_id: int, offset: int) -> None:
     await c.subscribe_jobs(on_signal)
     while True:
         job = await c.call("GetJob", "t", job_id)
-        offset = await print_log(c, job_id, offset)
+        offset = await print_log(c, job_id, offset, out=out)
         if job["status"] in TERMINAL:
             return
         # borgd flushes a running job's log with its progress, which it signals at
@@ -567,7 +705,7 @@ async def cmd_watch(c: Client, a: argparse.Namespace) -> int:
         for job in jobs:
             print(
                 f"#{job['id']} {job['type']} {job['profile']} {job['status']} "
-                f"{fmt.progress_bar(job['progress'])} {job['current_file'][-40:]}"
+                f"{fmt.clip(fmt.progress_line(job), 100)}"
             )
         await anyio.sleep(1)
 
@@ -586,9 +724,9 @@ async def cmd_requeue(c: Client, a: argparse.Namespace) -> int:
 
 async def cmd_pause(c: Client, a: argparse.Namespace) -> int:
     until = 0
-    if a.for_:
+    if a.for_ is not None:  # "" is a mistake, not "until resumed"
         until = time.time_ns() // 1000 + parse_duration(a.for_)
-    elif a.until:
+    elif a.until is not None:
         until = parse_when(a.until)
     if a.schedule:
         await c.call("PauseSchedule", "tt", a.schedule, until)
@@ -670,10 +808,11 @@ async def cmd_apply(c: Client, a: argparse.Namespace) -> int:
             prune=a.prune,
             notifiers=await c.call("ListNotifiers"),
         )
+        config_file.check_actions(actions, os.environ)
     except OSError as exc:
         raise UsageError(f"cannot read {a.file}: {exc}") from None
     except config_file.ConfigError as exc:
-        raise UsageError(f"{a.file}: {exc}") from None
+        raise UsageError(f"{a.file}: {exc}; nothing was changed") from None
     if not actions:
         print("nothing to change")
         return EXIT_OK
@@ -797,9 +936,10 @@ def _bool_flag(p: argparse.ArgumentParser, name: str, help_on: str, help_off: st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="borgctl", description="Watch and steer borgd, the BorgBackup scheduler."
     )
+    parser.add_argument("--version", action="version", version=f"borgctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("status", help="paused?, conditions, running jobs, next run")
@@ -814,14 +954,19 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "add":
             rp.add_argument("url", help="absolute path, ssh://host/path or host:path")
             rp.add_argument("--init", action="store_true", help="run borg init now")
+            rp.add_argument(
+                "--wait",
+                action="store_true",
+                help="with --init: wait for it; exit 1 when it fails",
+            )
         rp.add_argument("--encryption", help="none, repokey-blake2 (default), keyfile-blake2, …")
         rp.add_argument("--passphrase-stdin", action="store_true", help="read it from stdin")
         rp.add_argument("--passphrase-env", metavar="VAR", help="read it from $VAR")
         rp.add_argument("--passcommand", help="a command that prints the passphrase")
         rp.add_argument("--ssh-command", help="BORG_RSH, e.g. 'ssh -i ~/.ssh/backup'")
-        rp.add_argument("--lock-wait", type=int, metavar="SECONDS")
+        rp.add_argument("--lock-wait", type=COUNT, metavar="SECONDS")
         rp.add_argument(
-            "--upload-ratelimit", type=int, metavar="KIB_S", help="borg's upload limit (0: none)"
+            "--upload-ratelimit", type=COUNT, metavar="KIB_S", help="borg's upload limit (0: none)"
         )
         rp.add_argument(
             "--device",
@@ -852,13 +997,20 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             pp.add_argument("--repo")
             pp.add_argument("--sources", nargs="+")
-        pp.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
+        pp.add_argument(
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="a borg pattern to leave out (repeatable; on edit, replaces the list)",
+        )
+        pp.add_argument("--no-excludes", action="store_true", help="remove every exclude")
         pp.add_argument("--compression")
         pp.add_argument("--archive-template")
         pp.add_argument("--keep-within")
         for unit in ("hourly", "daily", "weekly", "monthly", "yearly"):
-            pp.add_argument(f"--keep-{unit}", type=int, metavar="N")
-        pp.add_argument("--check-every", type=int, metavar="N", help="check after N backups")
+            pp.add_argument(f"--keep-{unit}", type=COUNT, metavar="N")
+        pp.add_argument("--check-every", type=COUNT, metavar="N", help="check after N backups")
         pp.add_argument("--pre-command")
         pp.add_argument("--post-command")
         pp.add_argument("--max-age", metavar="DURATION", help="overdue after this, e.g. 2d")
@@ -870,7 +1022,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="no scheduled start in this window, e.g. 'Mon..Fri 09:00 8h' (repeatable)",
         )
         pp.add_argument("--no-blackout", action="store_true", help="remove the profile's windows")
-        pp.add_argument("--nice", type=int, metavar="0-19", help="run borg at this niceness")
+        pp.add_argument(
+            "--nice", type=int_in(0, 19), metavar="0-19", help="run borg at this niceness"
+        )
         pp.add_argument(
             "--ionice",
             choices=("idle", "best-effort", ""),
@@ -901,13 +1055,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "--type", default="backup", choices=("backup", "prune", "compact", "check")
             )
         else:
-            sp.add_argument("id", type=int)
+            sp.add_argument("id", type=IDENT)
             sp.add_argument("--spec")
         sp.add_argument("--tz", help="IANA time zone (default: the system's)")
         sp.add_argument("--catch-up-window", metavar="DURATION")
         sp.add_argument("--randomized-delay", metavar="DURATION")
         sp.add_argument(
-            "--retries", type=int, metavar="0-10", help="retry a failure for a passing cause"
+            "--retries",
+            type=int_in(0, 10),
+            metavar="0-10",
+            help="retry a failure for a passing cause",
         )
         sp.add_argument("--retry-delay", metavar="DURATION", help="before the first retry (5m)")
         sp.add_argument(
@@ -922,10 +1079,10 @@ def build_parser() -> argparse.ArgumentParser:
     for action in ("list", "show"):
         sp = ssub.add_parser(action)
         if action == "show":
-            sp.add_argument("id", type=int)
+            sp.add_argument("id", type=IDENT)
         sp.add_argument("--json", action="store_true")
     sp = ssub.add_parser("rm")
-    sp.add_argument("id", type=int)
+    sp.add_argument("id", type=IDENT)
 
     p = sub.add_parser("run", help="start a job now")
     p.add_argument("profile")
@@ -948,38 +1105,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", action="append")
     p.add_argument("--status", action="append")
     p.add_argument("--since", help="ISO time or a duration ago, e.g. 2d")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=COUNT, default=50)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("show", help="one job in detail")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=IDENT)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("logs", help="a job's log")
-    p.add_argument("id", type=int)
-    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines (at most 10000)")
+    p.add_argument("id", type=IDENT)
+    p.add_argument(
+        "-n", "--tail", type=COUNT, metavar="N", help="only the last N lines (at most 10000)"
+    )
+    p.add_argument("--raw", action="store_true", help="borg's JSON lines as they are")
     p.add_argument(
         "-f", "--follow", action="store_true", help="print new lines until the job has finished"
     )
 
     p = sub.add_parser("watch", help="live progress until done")
-    p.add_argument("id", type=int, nargs="?")
+    p.add_argument("id", type=IDENT, nargs="?")
 
     sub.add_parser(
-        "ui", help="full-screen live view: jobs, upcoming runs, profiles, archives (q quits)"
+        "ui",
+        help="full-screen live view: jobs, upcoming runs, profiles, archives (q quits)",
+        description="A full-screen view of borgd, kept current by its signals: the Jobs, "
+        "Upcoming, Profiles and Archives tabs.  Keys: r run, c cancel, u requeue, "
+        "p pause/resume, / filter, Enter open, ? help, q quit.  Honours NO_COLOR.",
     )
 
     for name, help_text in (("cancel", "cancel a job"), ("requeue", "run a finished job again")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=IDENT)
 
     p = sub.add_parser("pause", help="pause scheduled runs")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--for", dest="for_", metavar="DURATION")
     g.add_argument("--until", metavar="TIME")
-    p.add_argument("--schedule", type=int, metavar="ID", help="pause one schedule only")
+    p.add_argument("--schedule", type=IDENT, metavar="ID", help="pause one schedule only")
     p = sub.add_parser("resume", help="resume scheduled runs")
-    p.add_argument("--schedule", type=int, metavar="ID")
+    p.add_argument("--schedule", type=IDENT, metavar="ID")
 
     p = sub.add_parser("blackout", help="global blackout windows: show, set, clear")
     bsub = p.add_subparsers(dest="action")
@@ -991,7 +1155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("upcoming", help="planned runs")
-    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--days", type=int_in(1, 36500), default=7)
     p.add_argument("--json", action="store_true")
 
     archives_cmd.add_parsers(sub)
@@ -1016,7 +1180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calendar", help="check a schedule spec (no daemon needed)")
     p.add_argument("spec")
-    p.add_argument("--iterations", type=int, default=1)
+    p.add_argument("--iterations", type=int_in(1, 10000), default=1)
     p.add_argument("--base-time")
     p.add_argument("--tz")
     return parser
@@ -1055,6 +1219,12 @@ async def _dispatch(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        # `borgctl jobs | head -1`: end quietly when the reader goes, as cat(1) does.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    refused = refuse_non_utf8(sys.argv[1:] if argv is None else argv)
+    if refused is not None:
+        return refused
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.command == "ui":
@@ -1075,9 +1245,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"borgctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except CallFailed as exc:
-        print(f"borgctl: {exc.text}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"borgctl: {flag_names(exc.text)}", file=sys.stderr)
+        # borgd refused what was typed (a bad value): a usage error, as a local check's.
+        return EXIT_USAGE if exc.name == INVALID_ARGUMENT else EXIT_FAILED
+    except UnicodeDecodeError:
+        print("borgctl: the input is not valid UTF-8", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
+        if WAITING_FOR:
+            job_id = WAITING_FOR[-1]
+            print(
+                f"\nborgctl: stopped waiting; job {job_id} goes on "
+                f"(borgctl cancel {job_id} stops it)",
+                file=sys.stderr,
+            )
         return 130
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from dbus_fast import Variant
 
 from borgd.cli import format as fmt
+from borgd.cli.args import COUNT
 from borgd.cli.client import Client, UsageError
 from borgd.cli.format import emit_json
 
@@ -145,7 +146,7 @@ def add_parsers(sub: Any) -> None:
     np = nsub.add_parser("log", help="deliveries, newest first")
     np.add_argument("name", nargs="?", default="")
     np.add_argument("--status", choices=("pending", "sent", "failed", "dropped"))
-    np.add_argument("--limit", type=int, default=50)
+    np.add_argument("--limit", type=COUNT, default=50)
     np.add_argument("--json", action="store_true")
 
 

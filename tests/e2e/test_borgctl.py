@@ -61,7 +61,7 @@ def test_errors_and_exit_codes(start_borgd, borgctl, session_env, tmp_path):
     assert res.returncode == 1
     assert "nosuch" in res.stderr
     res = borgctl("profile", "add", "x", "--repo", "main", "relative")
-    assert res.returncode == 1
+    assert res.returncode == 2, "borgd refused a bad value: a usage error"
     assert borgctl("frobnicate").returncode == 2
     assert borgctl("pause", "--for", "soon").returncode == 2
 

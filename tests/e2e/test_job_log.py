@@ -91,13 +91,21 @@ def test_pages_tail_and_errors(start_borgd, busctl, gdbus, borgctl, session_env,
     assert busctl("GetJobLog", "tu", job_id, 0) == expected[-CAP:]
     assert busctl("GetJobLog", "tu", job_id, 5) == expected[-5:]
 
-    # borgctl prints the whole log (more than one page can hold), or the capped tail.
-    res = borgctl("logs", str(job_id))
+    # borgctl prints the whole log (more than one page can hold), or the capped tail;
+    # --raw as borgd keeps it (borg's JSON lines too), checked line for line.
+    res = borgctl("logs", str(job_id), "--raw")
     assert res.returncode == 0, res.stderr
     assert out_lines(res.stdout) == expected
-    res = borgctl("logs", str(job_id), "--tail", "20000")
+    res = borgctl("logs", str(job_id), "-n", "20000", "--raw")
     assert res.returncode == 0, res.stderr
     assert out_lines(res.stdout) == expected[-CAP:]
+    # Without --raw, borg's JSON events read as their messages, and progress is left out.
+    res = borgctl("logs", str(job_id))
+    assert res.returncode == 0, res.stderr
+    readable = out_lines(res.stdout)
+    assert not [line for line in readable if '"type": ' in line], readable[:5]
+    assert readable[0] == expected[0]  # borgd's own lines as they are
+    assert any("Initializing cache transaction" in line for line in readable)
     # Piped into head, it stops quietly.
     res = subprocess.run(
         f"{sys.executable} -m borgd.cli.main logs {job_id} | head -n 2",
@@ -153,8 +161,8 @@ def test_borgctl_follows_a_running_job_by_offset(start_borgd, busctl, session_en
             text=True,
         )
 
-    whole = borgctl_logs("-f")
-    tail = borgctl_logs("--tail", "3", "-f")
+    whole = borgctl_logs("-f", "--raw")
+    tail = borgctl_logs("--tail", "3", "-f", "--raw")
     # The hook prints for over 3 s, so both start while the job is running.
     assert busctl("GetJob", "t", job_id)["status"] == "running"
     # Generous: the job takes about 5 s alone; two cores are shared with other tests.

@@ -375,7 +375,7 @@ def test_borgctl_notify_commands(start_borgd, borgctl, server):
         bad = borgctl(*argv)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     bad = borgctl("notify", "add", "x", "ftp://h/p", "--kind", "webhook")
-    assert bad.returncode == 1 and "http" in bad.stderr, bad.stderr  # borgd refused it
+    assert bad.returncode == 2 and "http" in bad.stderr, bad.stderr  # borgd refused it
     assert borgctl("notify", "edit", "hook", "--disable").returncode == 0
     assert json.loads(borgctl("notify", "list", "--json").stdout)[0]["enabled"] is False
     assert borgctl("notify", "rm", "hook").returncode == 0
