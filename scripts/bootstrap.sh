@@ -18,6 +18,10 @@ apt_pkgs=(dbus dbus-daemon libdbus-1-dev libglib2.0-dev libglib2.0-bin pkg-confi
           libfuse3-dev fuse3)  # borg's FUSE extra (pyfuse3): MountArchive
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(libcairo2-dev libgirepository1.0-dev gir1.2-glib-2.0 groff)
+  # tests/ui: `borgctl ui` in a real terminal of 80x24.
+  apt_pkgs+=(tmux)
+  # tests/test_docs.py: the README's desktop install, as bash-completion loads it.
+  apt_pkgs+=(bash-completion)
   # tests/systemd: a real `systemd --user` for a throwaway user (useradd from passwd;
   # unshare, nsenter, runuser, mount from util-linux and mount; its session bus from
   # dbus-user-session).

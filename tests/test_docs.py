@@ -167,3 +167,45 @@ def test_user_unit_verifies_silently(tmp_path: Path) -> None:
     assert systemd_service in aliases, (
         f"SystemdService={systemd_service} is not an Alias= of {UNIT.name} ({aliases})"
     )
+
+
+def readme_install_lines() -> list[str]:
+    """The README's "Install for your desktop session" commands that place the manual
+    pages and the completion script (the rest needs a session: tests/systemd)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Install for your desktop session", 1)[1].split("```sh", 1)[1]
+    block = block.split("```", 1)[0]
+    return [line for line in block.splitlines() if "man/" in line or "bash-completion" in line]
+
+
+def test_the_readme_install_puts_man_pages_and_completion_where_they_are_found(tmp_path):
+    lines = readme_install_lines()
+    assert len(lines) >= 3, lines
+    home = tmp_path / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    env = {
+        "HOME": str(home),
+        "PATH": f"{home / '.local' / 'bin'}:/usr/bin:/bin",
+        "LC_ALL": "C.UTF-8",
+    }
+    script = "set -e\n" + "\n".join(lines).replace(
+        ".venv/bin/borgctl", f"{sys.executable} -m borgd.cli.main"
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    # man finds every page through ~/.local/bin on PATH, as on a desktop.
+    found = subprocess.run(
+        ["man", "-w", "borgd", "borgctl", "borgd.toml", "borgd.dbus"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 0, found.stderr
+    assert all(str(home) in line for line in found.stdout.split()), found.stdout
+    # bash-completion loads borgctl's completion on demand from the user's folder.
+    loader = "/usr/share/bash-completion/bash_completion"
+    probe = f"source {loader}; __load_completion borgctl && complete -p borgctl"
+    loaded = subprocess.run(["bash", "-c", probe], env=env, capture_output=True, text=True)
+    assert loaded.stdout.strip() == "complete -F _borgctl borgctl", loaded.stderr

@@ -38,6 +38,8 @@ def flag_names(text: str) -> str:
 
 
 TERMINAL = {"succeeded", "warning", "failed", "cancelled", "interrupted", "skipped"}
+LIVE = {"scheduled", "queued", "running"}
+JOB_TYPES = ("backup", "prune", "compact", "check", "restore", "init", "list", "delete", "mount")
 _DURATION = re.compile(r"(\d+)\s*(min|w|d|h|m|s)")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
@@ -852,13 +854,28 @@ async def cmd_export(c: Client, a: argparse.Namespace) -> int:
 
 # Repository and archive names, asked of borgd (`borgctl _names`) as the words are typed:
 # n counts the words before the cursor that are not options (the command included).
+STATUS_WORDS = " ".join(sorted(TERMINAL | LIVE))
 NAME_COMPLETION = [
     "  local n=0 w kind=",
     '  for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do [[ $w == -* ]] || n=$((n+1)); done',
+    '  local prev="${COMP_WORDS[COMP_CWORD-1]}"',
     '  case "${COMP_WORDS[1]} $n" in',
     '    "archives 1"|"ls 1"|"diff 1"|"mount 1"|"stats 1"|"archive 2") kind=repositories ;;',
     '    "ls 2"|"diff 2"|"diff 3"|"mount 2") kind="archives ${COMP_WORDS[2]}" ;;',
     '    "archive 3") kind="archives ${COMP_WORDS[3]}" ;;',
+    '    "run 1") kind=profiles ;;',
+    '    "show 1"|"logs 1"|"watch 1"|"cancel 1"|"requeue 1") kind=jobs ;;',
+    '    "repo 2") [[ ${COMP_WORDS[2]} =~ ^(show|edit|rm)$ ]] && kind=repositories ;;',
+    '    "profile 2") [[ ${COMP_WORDS[2]} =~ ^(show|edit|rm)$ ]] && kind=profiles ;;',
+    '    "schedule 2") [[ ${COMP_WORDS[2]} =~ ^(show|edit|rm)$ ]] && kind=schedules ;;',
+    '    "schedule 3") [[ ${COMP_WORDS[2]} == add ]] && kind=profiles ;;',
+    "  esac",
+    '  case "$prev" in',
+    "    --repo) kind=repositories ;;",
+    "    --profile) kind=profiles ;;",
+    "    --schedule) kind=schedules ;;",
+    f'    --status) COMPREPLY=($(compgen -W "{STATUS_WORDS}" -- "$cur")); return ;;',
+    f'    --type) COMPREPLY=($(compgen -W "{" ".join(JOB_TYPES)}" -- "$cur")); return ;;',
     "  esac",
     '  if [ -n "$kind" ] && [[ $cur != -* ]]; then',
     '    COMPREPLY=($(compgen -W "$(borgctl _names $kind 2>/dev/null)" -- "$cur")); return',
@@ -866,14 +883,27 @@ NAME_COMPLETION = [
 ]
 
 
+# Completion must not hang the shell when borgd is slow or stuck.
+NAMES_TIMEOUT_S = 1.0
+
+
 async def cmd_names(c: Client, a: argparse.Namespace) -> int:
-    """For completion: repository names, or a repository's archive names, one a line."""
-    if a.kind == "repositories":
-        rows = await c.call("ListRepositories")
-    else:
-        rows = await c.call("ListArchives", "sa{sv}", a.repository or "", {})
-    for row in rows or []:
-        print(row["name"])
+    """For completion, one a line: the names of repositories, profiles or a repository's
+    archives; the ids of schedules or of recent jobs.  Nothing when borgd is slow."""
+    with anyio.move_on_after(NAMES_TIMEOUT_S):
+        if a.kind == "repositories":
+            words = [r["name"] for r in await c.call("ListRepositories")]
+        elif a.kind == "profiles":
+            words = [p["name"] for p in await c.call("ListProfiles")]
+        elif a.kind == "schedules":
+            words = [str(s["id"]) for s in await c.call("ListSchedules")]
+        elif a.kind == "jobs":
+            jobs = await c.call("ListJobs", "a{sv}", {"limit": _v("u", 50)})
+            words = [str(j["id"]) for j in jobs]
+        else:
+            rows = await c.call("ListArchives", "sa{sv}", a.repository or "", {})
+            words = [r["name"] for r in rows]
+        print("\n".join(words))
     return EXIT_OK
 
 
@@ -1172,7 +1202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="print the configuration as borgd.toml")
 
     p = sub.add_parser("_names")  # for the completion script; not in --help
-    p.add_argument("kind", choices=("repositories", "archives"))
+    p.add_argument("kind", choices=("repositories", "profiles", "schedules", "jobs", "archives"))
     p.add_argument("repository", nargs="?")
 
     p = sub.add_parser("completion", help="print a shell completion script")
