@@ -23,6 +23,26 @@ class Listener(Protocol):
     def manager_changed(self, changed: dict[str, Any]) -> None: ...
 
 
+class IgnoresEvents:
+    """A listener's default: every event ignored.  A listener overrides the ones it
+    reacts to (each must not block, see the module docstring)."""
+
+    def job_added(self, job: Job) -> None:
+        pass
+
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
+        pass
+
+    def job_removed(self, job_id: int) -> None:
+        pass
+
+    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
+        pass
+
+    def manager_changed(self, changed: dict[str, Any]) -> None:
+        pass
+
+
 class Events:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []

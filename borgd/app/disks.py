@@ -44,7 +44,7 @@ from borgd.core.disks import (
 from borgd.core.jobs import JobStatus, JobType, Trigger
 from borgd.core.records import Job, Profile, Repository, Schedule
 from borgd.core.schedule import ON_CONNECT
-from borgd.events import Events
+from borgd.events import Events, IgnoresEvents
 from borgd.store import Store
 from borgd.store.catalog import NotFound
 from borgd.store.engine import StoreUnavailable
@@ -71,7 +71,7 @@ def is_on_connect(spec: str) -> bool:
     return spec.strip().lower() == ON_CONNECT
 
 
-class Disks:
+class Disks(IgnoresEvents):
     def __init__(
         self,
         *,
@@ -320,20 +320,8 @@ class Disks:
 
     # -- Events listener: a job on a disk's repository moved on --------------------
 
-    def job_added(self, job: Job) -> None:
-        pass
-
     def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         if "status" in changed and any(
             s.work and not s.ejected for s in self.appearances.values()
         ):
             self.poke()
-
-    def job_removed(self, job_id: int) -> None:
-        pass
-
-    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
-        pass
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass

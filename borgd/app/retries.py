@@ -17,7 +17,7 @@ from borgd.clock import Clock, to_datetime
 from borgd.core.jobs import JobStatus, Trigger
 from borgd.core.records import Job
 from borgd.core.retries import next_retry
-from borgd.events import Events
+from borgd.events import Events, IgnoresEvents
 from borgd.store import Store
 from borgd.store.catalog import NotFound
 from borgd.store.engine import StoreUnavailable
@@ -25,7 +25,7 @@ from borgd.store.engine import StoreUnavailable
 log = structlog.get_logger(__name__)
 
 
-class RetryPolicy:
+class RetryPolicy(IgnoresEvents):
     def __init__(
         self, *, store: Store, events: Events, clock: Clock, on_planned: Callable[[], None]
     ) -> None:
@@ -84,18 +84,6 @@ class RetryPolicy:
         )
         self.events.job_added(row)
         self.on_planned()
-
-    def job_added(self, job: Job) -> None:
-        pass
-
-    def job_removed(self, job_id: int) -> None:
-        pass
-
-    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
-        pass
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass
 
 
 __all__ = ["RetryPolicy"]

@@ -28,6 +28,7 @@ from borgd.core import metrics
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.overdue import is_overdue
 from borgd.core.records import Job
+from borgd.events import IgnoresEvents
 from borgd.offloop import call_with_timeout
 from borgd.store import Store
 from borgd.store.health import OK
@@ -69,7 +70,7 @@ def write_atomic(path: Path, text: str) -> None:
             os.close(folder)
 
 
-class MetricsFile:
+class MetricsFile(IgnoresEvents):
     """An `Events` listener, and the task (`run`) that keeps the file current."""
 
     def __init__(
@@ -217,9 +218,6 @@ class MetricsFile:
 
     def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
         self.mark()  # overdue flipped, or the profile was edited
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass
 
 
 def _last_backup(job: Job) -> metrics.LastBackup:

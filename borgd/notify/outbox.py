@@ -28,6 +28,7 @@ from borgd.clock import Clock
 from borgd.core import notifications as n
 from borgd.core.jobs import JobStatus
 from borgd.core.records import Delivery, Job, Notifier
+from borgd.events import IgnoresEvents
 from borgd.execution import joblog
 from borgd.notify.senders import SendFailed, send
 from borgd.offloop import call_with_timeout
@@ -63,7 +64,7 @@ def job_document(job: Job) -> dict[str, Any]:
     return out
 
 
-class Outbox:
+class Outbox(IgnoresEvents):
     def __init__(
         self,
         *,
@@ -104,9 +105,6 @@ class Outbox:
         if "status" in changed:
             self._job_event(job)
 
-    def job_removed(self, job_id: int) -> None:
-        pass
-
     def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
         if changed.get("overdue") is True:
             last = int(changed.get("last_success") or 0)
@@ -119,9 +117,6 @@ class Outbox:
             )
             payload["job"] = {"profile": name, "last_success": last, "event": "overdue"}
             self._enqueue("overdue", name, 0, f"{name}:{last}", payload)
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass
 
     def blocked(self, profile: str, since: int, reason: str) -> None:
         """A due backup of `profile` held back by `reason` since `since`, too long."""

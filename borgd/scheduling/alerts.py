@@ -33,6 +33,7 @@ from borgd.clock import Clock, to_datetime
 from borgd.core.disks import reminder
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.records import Job
+from borgd.events import IgnoresEvents
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker
 from borgd.store import Store
@@ -78,7 +79,7 @@ def _duration(us: int) -> str:
     return " ".join(p for p in parts if p and not (p == "0 min" and (days or hours)))
 
 
-class Alerts:
+class Alerts(IgnoresEvents):
     def __init__(
         self,
         *,
@@ -239,12 +240,3 @@ class Alerts:
             self._end(f"failure:{subject}")
         if "blocked_by" in changed or (status and job.type is JobType.BACKUP):
             self.poke()
-
-    def job_removed(self, job_id: int) -> None:
-        pass
-
-    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
-        pass
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass

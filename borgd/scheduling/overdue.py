@@ -21,7 +21,7 @@ from borgd.clock import Clock
 from borgd.core.jobs import JobStatus, JobType
 from borgd.core.overdue import overdue_after
 from borgd.core.records import Job
-from borgd.events import Events
+from borgd.events import Events, IgnoresEvents
 from borgd.scheduling.timer import Timer
 from borgd.scheduling.waker import Waker, Woke
 from borgd.store import Store
@@ -32,7 +32,7 @@ SUCCESS = (JobStatus.SUCCEEDED.value, JobStatus.WARNING.value)
 OverdueHook = Callable[[str, bool, dict[str, Any]], None]
 
 
-class OverdueWatcher:
+class OverdueWatcher(IgnoresEvents):
     """Follows every profile's overdue state.
 
     ``on_overdue(name, overdue, info)`` is called when a profile becomes
@@ -105,19 +105,10 @@ class OverdueWatcher:
 
     # -- Events listener: what can change a profile's state -----------------------
 
-    def job_added(self, job: Job) -> None:
-        pass
-
     def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         if changed.get("status") in SUCCESS and job.type is JobType.BACKUP:
             self.poke()
 
-    def job_removed(self, job_id: int) -> None:
-        pass
-
     def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
         if set(changed) != {"overdue", "last_success"}:  # not our own signal
             self.poke()  # max_age changed, or the executor recorded a success
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass

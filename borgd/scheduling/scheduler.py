@@ -49,7 +49,7 @@ from borgd.core.jobs import JobStatus, SkipReason, Trigger
 from borgd.core.records import Job, Profile, Repository, Schedule
 from borgd.core.schedule import Spec, SpecError, parse_spec, plan_next, resolve_zone
 from borgd.core.schedule.zones import zone_name
-from borgd.events import Events
+from borgd.events import Events, IgnoresEvents
 from borgd.scheduling.conditions import Conditions, blocker
 from borgd.scheduling.paths import PathProbe
 from borgd.scheduling.timer import Timer
@@ -935,28 +935,16 @@ class Scheduler:
         self.poke()
 
 
-class SchedulerListener:
+class SchedulerListener(IgnoresEvents):
     """The events the scheduler reacts to: an intent cancelled by hand (its schedule
     needs its next occurrence planned).  Subscribe it to :class:`Events`."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
 
-    def job_added(self, job: Job) -> None:
-        pass
-
     def job_changed(self, job_id: int, changed: dict[str, Any], job: Job) -> None:
         if changed.get("status") == JobStatus.CANCELLED and job.schedule_id:
             self._scheduler.poke()
-
-    def job_removed(self, job_id: int) -> None:
-        pass
-
-    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
-        pass
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass
 
 
 _STARTED = frozenset(
