@@ -1,0 +1,1 @@
+"""borgctl ui: the Jobs view (Textual).  Imported by that command only."""
