@@ -10,11 +10,9 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from dbus_fast import Variant
-
 from borgd.cli import format as fmt
 from borgd.cli.args import COUNT, IDENT
-from borgd.cli.client import Client
+from borgd.cli.client import Arg, Client, v
 from borgd.cli.format import emit_json
 
 EXIT_OK = 0
@@ -30,11 +28,11 @@ def _as_list(rows: Any) -> list[dict[str, Any]]:
 
 
 async def cmd_archives(c: Client, a: argparse.Namespace) -> int:
-    flt: dict[str, Variant] = {}
+    flt: dict[str, Arg] = {}
     if a.profile:
-        flt["profile"] = Variant("s", a.profile)
+        flt["profile"] = v("s", a.profile)
     if a.checkpoints:
-        flt["checkpoints"] = Variant("b", True)
+        flt["checkpoints"] = v("b", True)
     rows = _as_list(await c.call("ListArchives", "sa{sv}", a.repo, flt))
     if a.json:
         emit_json(rows)
@@ -61,11 +59,11 @@ async def cmd_archives(c: Client, a: argparse.Namespace) -> int:
 
 
 async def cmd_ls(c: Client, a: argparse.Namespace) -> int:
-    opts: dict[str, Variant] = {"limit": Variant("u", a.limit), "offset": Variant("u", a.offset)}
+    opts: dict[str, Arg] = {"limit": v("u", a.limit), "offset": v("u", a.offset)}
     if a.recursive:
-        opts["recursive"] = Variant("b", True)
+        opts["recursive"] = v("b", True)
     if a.pattern:
-        opts["pattern"] = Variant("s", a.pattern)
+        opts["pattern"] = v("s", a.pattern)
     rows = _as_list(
         await c.call("ListArchiveContents", "sssa{sv}", a.repo, a.archive, a.path, opts)
     )
@@ -80,9 +78,9 @@ async def cmd_ls(c: Client, a: argparse.Namespace) -> int:
 
 
 async def cmd_diff(c: Client, a: argparse.Namespace) -> int:
-    opts: dict[str, Variant] = {"limit": Variant("u", a.limit)}
+    opts: dict[str, Arg] = {"limit": v("u", a.limit)}
     if a.path:
-        opts["path"] = Variant("s", a.path)
+        opts["path"] = v("s", a.path)
     rows = _as_list(await c.call("DiffArchives", "sssa{sv}", a.repo, a.first, a.second, opts))
     if a.json:
         emit_json(rows)
@@ -107,7 +105,7 @@ async def cmd_umount(c: Client, a: argparse.Namespace) -> int:
 
 
 async def cmd_archive(c: Client, a: argparse.Namespace) -> int:
-    opts = {"force": Variant("b", True)} if a.force else {}
+    opts = {"force": v("b", True)} if a.force else {}
     job_id = await c.call("DeleteArchive", "ssa{sv}", a.repo, a.archive, opts)
     print(f"job {job_id} queued: delete {a.archive}")
     return EXIT_OK

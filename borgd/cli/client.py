@@ -1,16 +1,42 @@
-"""A thin D-Bus client for borgctl: calls, errors, and job signals."""
+"""borgctl's D-Bus clients: calls, errors, and job signals.
+
+Commands build their `a{sv}` arguments as ``{key: (signature, value)}`` and
+get plain Python values back, whichever client carries the call:
+
+* :class:`Client` (dbus-fast on asyncio) for commands that wait for signals
+  (``run --wait``, ``logs -f``, ``watch``);
+* :class:`QuickClient` (jeepney, blocking) for commands that only ask
+  (``status``, ``jobs``, ``show``, ``upcoming``, completion): importing
+  dbus-fast pulls in asyncio, ~120 ms before the first byte is sent, where
+  jeepney's blocking I/O needs ~10 ms.  Their command functions are coroutines
+  that never suspend on this client, so :func:`run_sync` runs them without an
+  event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Coroutine
 from typing import Any
-
-from dbus_fast import BusType, Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
 
 BUS_NAME = "org.borgd1"
 PATH = "/org/borgd1"
 MANAGER = "org.borgd1.Manager"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+# Errors meaning "no borgd here": the command cannot reach it.
+UNREACHABLE_ERRORS = frozenset(
+    {
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.NoReply",
+    }
+)
+
+Arg = tuple[str, Any]  # a variant to send: (signature, value)
+
+
+def v(signature: str, value: Any) -> Arg:
+    return (signature, value)
 
 
 class Unreachable(Exception):
@@ -28,35 +54,81 @@ class CallFailed(Exception):
         self.text = text
 
 
+def _failed(name: str, text: str) -> Exception:
+    if name in UNREACHABLE_ERRORS:
+        return Unreachable(f"borgd is not running on the session bus ({text})")
+    return CallFailed(name, text)
+
+
 def plain(value: Any) -> Any:
-    """Variants and containers of them as plain Python values."""
+    """dbus-fast's variants and containers of them as plain Python values."""
+    from dbus_fast import Variant
+
     if isinstance(value, Variant):
         return plain(value.value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: plain(x) for k, x in value.items()}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [plain(x) for x in value]
     return value
 
 
+def _plain_jeepney(value: Any, signature: str) -> Any:
+    """jeepney's values as plain ones: it gives a variant as (signature, value)."""
+    if signature == "v":
+        inner_sig, inner = value
+        return _plain_jeepney(inner, inner_sig)
+    if signature.startswith("a{"):
+        value_sig = signature[3:-1]
+        return {k: _plain_jeepney(x, value_sig) for k, x in value.items()}
+    if signature.startswith("a"):
+        return [_plain_jeepney(x, signature[1:]) for x in value]
+    return value
+
+
+def _split(signature: str) -> list[str]:
+    """A signature's complete types, e.g. 'asta{sv}' → ['as', 't', 'a{sv}']."""
+    out, i = [], 0
+    while i < len(signature):
+        j = i
+        while signature[j] == "a":
+            j += 1
+        if signature[j] in "({":
+            depth, k = 0, j
+            while True:
+                depth += signature[k] in "({"
+                depth -= signature[k] in ")}"
+                k += 1
+                if depth == 0:
+                    break
+            j = k - 1
+        out.append(signature[i : j + 1])
+        i = j + 1
+    return out
+
+
 class Client:
-    """borgd's Manager over the session bus, connected at the first call: a command
+    """borgd's Manager through dbus-fast, connected at the first call: a command
     whose arguments are wrong fails with its usage error, not with "unreachable"."""
 
-    def __init__(self, bus: MessageBus | None = None) -> None:
+    def __init__(self, bus: Any = None) -> None:
         self._bus = bus
+        self.timeout: float | None = None  # seconds a call may take; None: the bus's
 
     @classmethod
     async def connect(cls) -> Client:
         return cls()
 
     @property
-    def bus(self) -> MessageBus:
+    def bus(self) -> Any:
         assert self._bus is not None, "call `ready()` first"
         return self._bus
 
-    async def ready(self) -> MessageBus:
+    async def ready(self) -> Any:
         if self._bus is None:
+            from dbus_fast import BusType
+            from dbus_fast.aio import MessageBus
+
             try:
                 self._bus = await MessageBus(bus_type=BusType.SESSION).connect()
             except Exception as exc:
@@ -67,51 +139,48 @@ class Client:
         if self._bus is not None:
             self._bus.disconnect()
 
-    async def call(self, member: str, signature: str = "", *body: Any) -> Any:
-        reply = await (await self.ready()).call(
-            Message(
-                destination=BUS_NAME,
-                path=PATH,
-                interface=MANAGER,
-                member=member,
-                signature=signature,
-                body=list(body),
-            )
+    async def _call(self, interface: str, member: str, signature: str, body: list[Any]) -> Any:
+        import anyio
+        from dbus_fast import Message, MessageType, Variant
+
+        def wire(arg: Any) -> Any:
+            if isinstance(arg, dict):  # a{sv}: (signature, value) pairs become variants
+                return {
+                    k: Variant(*x) if isinstance(x, tuple) and len(x) == 2 else x
+                    for k, x in arg.items()
+                }
+            return arg
+
+        bus = await self.ready()
+        message = Message(
+            destination=BUS_NAME,
+            path=PATH,
+            interface=interface,
+            member=member,
+            signature=signature,
+            body=[wire(b) for b in body],
         )
+        with anyio.fail_after(self.timeout):
+            reply = await bus.call(message)
         assert reply is not None
         if reply.message_type is MessageType.ERROR:
-            text = reply.body[0] if reply.body else ""
-            name = reply.error_name or "unknown"
-            if name in (
-                "org.freedesktop.DBus.Error.ServiceUnknown",
-                "org.freedesktop.DBus.Error.NameHasNoOwner",
-                "org.freedesktop.DBus.Error.NoReply",
-            ):
-                raise Unreachable(f"borgd is not running on the session bus ({text})")
-            raise CallFailed(name, text)
-        if not reply.body:
+            raise _failed(reply.error_name or "unknown", reply.body[0] if reply.body else "")
+        return reply.body
+
+    async def call(self, member: str, signature: str = "", *body: Any) -> Any:
+        out = await self._call(MANAGER, member, signature, list(body))
+        if not out:
             return None
-        return plain(reply.body[0] if len(reply.body) == 1 else reply.body)
+        return plain(out[0] if len(out) == 1 else out)
 
     async def properties(self) -> dict[str, Any]:
-        reply = await (await self.ready()).call(
-            Message(
-                destination=BUS_NAME,
-                path=PATH,
-                interface="org.freedesktop.DBus.Properties",
-                member="GetAll",
-                signature="s",
-                body=[MANAGER],
-            )
-        )
-        assert reply is not None
-        if reply.message_type is MessageType.ERROR:
-            raise Unreachable(f"borgd is not running on the session bus ({reply.body[0]})")
-        props: dict[str, Any] = plain(reply.body[0])
+        out = await self._call(PROPERTIES, "GetAll", "s", [MANAGER])
+        props: dict[str, Any] = plain(out[0])
         return props
 
     async def subscribe_jobs(self, handler: Callable[[str, int, dict[str, Any]], None]) -> None:
         """Call handler(member, job_id, fields) for JobAdded/JobChanged."""
+        from dbus_fast import Message, MessageType
 
         def on_message(msg: Message) -> None:
             if (
@@ -133,3 +202,69 @@ class Client:
                 body=[f"type='signal',sender='{BUS_NAME}',interface='{MANAGER}'"],
             )
         )
+
+
+class QuickClient:
+    """borgd's Manager through jeepney's blocking connection, for commands that only
+    ask.  Its methods are coroutines for the commands' sake; none ever suspends."""
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self.timeout: float | None = None
+
+    def _ready(self) -> Any:
+        if self._conn is None:
+            from jeepney.io.blocking import open_dbus_connection
+
+            if not os.environ.get("DBUS_SESSION_BUS_ADDRESS") and not os.environ.get(
+                "XDG_RUNTIME_DIR"
+            ):
+                raise Unreachable("cannot connect to the session bus: no session bus address")
+            try:
+                self._conn = open_dbus_connection(bus="SESSION")
+            except Exception as exc:
+                raise Unreachable(f"cannot connect to the session bus: {exc}") from exc
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _call(self, interface: str, member: str, signature: str, body: tuple[Any, ...]) -> Any:
+        from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
+
+        conn = self._ready()
+        address = DBusAddress(PATH, bus_name=BUS_NAME, interface=interface)
+        message = new_method_call(address, member, signature or None, body)
+        try:
+            reply = conn.send_and_get_reply(message, timeout=self.timeout)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise Unreachable(f"lost the session bus: {exc}") from exc
+        fields = reply.header.fields
+        if reply.header.message_type is MessageType.error:
+            name = str(fields.get(HeaderFields.error_name, "unknown"))
+            raise _failed(name, reply.body[0] if reply.body else "")
+        types = _split(str(fields.get(HeaderFields.signature, "")))
+        return [_plain_jeepney(x, t) for x, t in zip(reply.body, types, strict=True)]
+
+    async def call(self, member: str, signature: str = "", *body: Any) -> Any:
+        out = self._call(MANAGER, member, signature, body)
+        if not out:
+            return None
+        return out[0] if len(out) == 1 else out
+
+    async def properties(self) -> dict[str, Any]:
+        (props,) = self._call(PROPERTIES, "GetAll", "s", (MANAGER,))
+        return dict(props)
+
+
+def run_sync(command: Coroutine[Any, Any, int]) -> int:
+    """Run a command coroutine that never suspends (it uses :class:`QuickClient`)."""
+    try:
+        command.send(None)
+    except StopIteration as done:
+        return int(done.value)
+    command.close()
+    raise RuntimeError("a quick command waited for something: run it with Client")

@@ -14,11 +14,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from dbus_fast import Variant
-
 from borgd.cli import format as fmt
 from borgd.cli.args import COUNT
-from borgd.cli.client import Client, UsageError
+from borgd.cli.client import Arg, Client, UsageError, v
 from borgd.cli.format import emit_json
 
 EXIT_OK = 0
@@ -39,18 +37,18 @@ def _url(a: argparse.Namespace) -> str:
     return str(a.url)
 
 
-def _options(a: argparse.Namespace) -> dict[str, Variant]:
-    opts: dict[str, Variant] = {}
+def _options(a: argparse.Namespace) -> dict[str, Arg]:
+    opts: dict[str, Arg] = {}
     if a.kind:
-        opts["kind"] = Variant("s", a.kind)
+        opts["kind"] = v("s", a.kind)
     if a.event:
-        opts["events"] = Variant("as", a.event)
+        opts["events"] = v("as", a.event)
     if a.profile is not None:
-        opts["profiles"] = Variant("as", a.profile)
+        opts["profiles"] = v("as", a.profile)
     if getattr(a, "disable", False):
-        opts["enabled"] = Variant("b", False)
+        opts["enabled"] = v("b", False)
     if getattr(a, "enable", False):
-        opts["enabled"] = Variant("b", True)
+        opts["enabled"] = v("b", True)
     return opts
 
 
@@ -61,7 +59,7 @@ async def cmd_notify(c: Client, a: argparse.Namespace) -> int:
     elif a.action == "edit":
         opts = _options(a)
         if a.url or a.url_env:
-            opts["url"] = Variant("s", _url(a))
+            opts["url"] = v("s", _url(a))
         await c.call("UpdateNotifier", "sa{sv}", a.name, opts)
     elif a.action == "rm":
         await c.call("RemoveNotifier", "s", a.name)
@@ -90,11 +88,11 @@ async def cmd_notify(c: Client, a: argparse.Namespace) -> int:
             )
         )
     else:  # log
-        flt: dict[str, Variant] = {"limit": Variant("u", a.limit)}
+        flt: dict[str, Arg] = {"limit": v("u", a.limit)}
         if a.name:
-            flt["notifier"] = Variant("s", a.name)
+            flt["notifier"] = v("s", a.name)
         if a.status:
-            flt["status"] = Variant("s", a.status)
+            flt["status"] = v("s", a.status)
         rows = list(await c.call("ListDeliveries", "a{sv}", flt) or [])
         if a.json:
             emit_json(rows)
