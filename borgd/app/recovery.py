@@ -34,6 +34,20 @@ log = structlog.get_logger(__name__)
 REQUEUE_TRIGGERS = frozenset({Trigger.SCHEDULE.value, Trigger.CATCH_UP.value})
 
 
+# A mount's borg exits by itself once unmounted: this long, before it is signalled.
+UNMOUNTED_EXIT_S = 10.0
+
+
+async def _gone_within(pid: int, start_time: int, seconds: float) -> bool:
+    """Whether the process ends within ``seconds`` (polled: the bus is served meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_matches(pid, start_time) or _is_zombie(pid):
+            return True
+        await anyio.sleep(0.05)
+    return False
+
+
 async def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
     """Signal, then wait (without blocking the event loop: the bus is served meanwhile)."""
     first = signal.SIGINT if job_type == JobType.BACKUP.value else signal.SIGTERM
@@ -44,11 +58,8 @@ async def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not process_matches(pid, start_time) or _is_zombie(pid):
-                return
-            await anyio.sleep(0.05)
+        if await _gone_within(pid, start_time, grace):
+            return
 
 
 def _is_zombie(pid: int) -> bool:
@@ -67,8 +78,12 @@ async def recover(store: Store, events: Events, clock: Clock) -> list[Job]:
     for row in store.jobs.with_status(JobStatus.RUNNING):
         mountpoint = row.options.get("destination") if row.type == JobType.MOUNT.value else None
         if mountpoint and process_matches(row.pid, row.pid_start_time):
-            await unmount(mountpoint)  # a mount's borg then exits by itself
-        if process_matches(row.pid, row.pid_start_time):
+            # A mount's borg then exits by itself: let it.  A signal while it shuts
+            # down can stall it (seen once in CI: stopped only by SIGKILL, 15 s on).
+            unmounted = await unmount(mountpoint)
+            gone = unmounted and await _gone_within(row.pid, row.pid_start_time, UNMOUNTED_EXIT_S)
+            log.info("recovery.unmounted", job_id=row.id, unmounted=unmounted, exited=gone)
+        if process_matches(row.pid, row.pid_start_time) and not _is_zombie(row.pid):
             log.warning("recovery.stopping_orphan", job_id=row.id, pid=row.pid)
             await _stop_orphan(row.pid, row.pid_start_time, row.type)
         if mountpoint and is_mounted(mountpoint):
