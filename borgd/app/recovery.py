@@ -35,7 +35,16 @@ REQUEUE_TRIGGERS = frozenset({Trigger.SCHEDULE.value, Trigger.CATCH_UP.value})
 
 
 # A mount's borg exits by itself once unmounted: this long, before it is signalled.
-UNMOUNTED_EXIT_S = 10.0
+UNMOUNTED_EXIT_S = 3.0
+# (signal, seconds to wait for the exit) in turn, by job type.  borg catches SIGINT
+# everywhere (a backup then writes a checkpoint); a mount's borg may ignore SIGTERM
+# while it shuts down (seen in CI: it then waited in epoll for good), so it gets
+# SIGINT and then SIGKILL, and the restart is not held up for long.
+STOP_STEPS: dict[str, tuple[tuple[signal.Signals, float], ...]] = {
+    JobType.BACKUP.value: ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)),
+    JobType.MOUNT.value: ((signal.SIGINT, 3.0), (signal.SIGKILL, 5.0)),
+}
+DEFAULT_STOP_STEPS = ((signal.SIGTERM, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
 
 
 async def _gone_within(pid: int, start_time: int, seconds: float) -> bool:
@@ -49,9 +58,8 @@ async def _gone_within(pid: int, start_time: int, seconds: float) -> bool:
 
 
 async def _stop_orphan(pid: int, start_time: int, job_type: str) -> None:
-    """Signal, then wait (without blocking the event loop: the bus is served meanwhile)."""
-    first = signal.SIGINT if job_type == JobType.BACKUP.value else signal.SIGTERM
-    for sig, grace in ((first, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """Signal, then wait, step by step (the event loop serves the bus meanwhile)."""
+    for sig, grace in STOP_STEPS.get(job_type, DEFAULT_STOP_STEPS):
         if not process_matches(pid, start_time):
             return
         try:
@@ -80,7 +88,9 @@ async def recover(store: Store, events: Events, clock: Clock) -> list[Job]:
         if mountpoint and process_matches(row.pid, row.pid_start_time):
             # A mount's borg then exits by itself: let it.  A signal while it shuts
             # down can stall it (seen once in CI: stopped only by SIGKILL, 15 s on).
-            unmounted = await unmount(mountpoint)
+            # If a plain unmount fails (busy, or not ours to see), detach the mount:
+            # either way borg's FUSE session ends, and it can exit.
+            unmounted = await unmount(mountpoint) or await unmount(mountpoint, lazy=True)
             gone = unmounted and await _gone_within(row.pid, row.pid_start_time, UNMOUNTED_EXIT_S)
             log.info("recovery.unmounted", job_id=row.id, unmounted=unmounted, exited=gone)
         if process_matches(row.pid, row.pid_start_time) and not _is_zombie(row.pid):
