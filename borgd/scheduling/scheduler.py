@@ -456,23 +456,25 @@ class Scheduler:
         for intent in self.store.jobs.with_status(JobStatus.SCHEDULED):
             if intent.schedule_id == schedule_id:
                 try:
-                    row = self.store.jobs.transition(
-                        intent.id,
-                        JobStatus.SKIPPED,
-                        expect=[JobStatus.SCHEDULED],
-                        skip_reason=reason.value,
-                        message=message,
-                        blocked_by="",
-                        finished_at=self.clock(),
-                    )
+                    self._skip_row(intent.id, reason, message, self.clock())
                 except StaleState:
                     continue
-                self._acted = True
-                self.events.job_changed(
-                    row.id,
-                    {"status": "skipped", "skip_reason": reason.value, "message": message},
-                    row,
-                )
+
+    def _skip_row(self, job_id: int, reason: SkipReason, message: str, now: int) -> None:
+        """A `scheduled` row that will not run becomes skipped (compare-and-set)."""
+        row = self.store.jobs.transition(
+            job_id,
+            JobStatus.SKIPPED,
+            expect=[JobStatus.SCHEDULED],
+            skip_reason=reason.value,
+            message=message,
+            blocked_by="",
+            finished_at=now,
+        )
+        self._acted = True
+        self.events.job_changed(
+            job_id, {"status": "skipped", "skip_reason": reason.value, "message": message}, row
+        )
 
     def _intent_values(self, sched: Schedule, occurrence: int, now: int) -> dict[str, Any]:
         prow = self.store.catalog.profile_by_id(sched.profile_id)
@@ -743,22 +745,7 @@ class Scheduler:
         self.wake_executor()
 
     def _end_retry(self, retry: Job, now: int, reason: SkipReason, why: str) -> None:
-        message = f"retry not run: {why}"
-        row = self.store.jobs.transition(
-            retry.id,
-            JobStatus.SKIPPED,
-            expect=[JobStatus.SCHEDULED],
-            skip_reason=reason.value,
-            message=message,
-            blocked_by="",
-            finished_at=now,
-        )
-        self._acted = True
-        self.events.job_changed(
-            retry.id,
-            {"status": "skipped", "skip_reason": reason.value, "message": message},
-            row,
-        )
+        self._skip_row(retry.id, reason, f"retry not run: {why}", now)
         log.info("scheduler.skipped", job_id=retry.id, reason=reason.value, count=1)
 
     def _hold(self, intent: Job, reason: SkipReason) -> None:
