@@ -73,38 +73,29 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _plain_jeepney(value: Any, signature: str) -> Any:
-    """jeepney's values as plain ones: it gives a variant as (signature, value)."""
-    if signature == "v":
-        inner_sig, inner = value
-        return _plain_jeepney(inner, inner_sig)
-    if signature.startswith("a{"):
-        value_sig = signature[3:-1]
-        return {k: _plain_jeepney(x, value_sig) for k, x in value.items()}
-    if signature.startswith("a"):
-        return [_plain_jeepney(x, signature[1:]) for x in value]
+def _plain_jeepney(value: Any, kind: Any) -> Any:
+    """jeepney's values as plain ones (it gives a variant as (signature, value)), walking
+    the reply's parsed signature (``jeepney.low_level`` types)."""
+    from jeepney.low_level import Array, DictEntry, Variant, parse_signature
+
+    if isinstance(kind, Variant):
+        signature, inner = value
+        return _plain_jeepney(inner, parse_signature(list(signature)))
+    if isinstance(kind, Array) and isinstance(kind.elt_type, DictEntry):
+        value_kind = kind.elt_type.fields[1]
+        return {k: _plain_jeepney(x, value_kind) for k, x in value.items()}
+    if isinstance(kind, Array):
+        return [_plain_jeepney(x, kind.elt_type) for x in value]
     return value
 
 
-def _split(signature: str) -> list[str]:
-    """A signature's complete types, e.g. 'asta{sv}' → ['as', 't', 'a{sv}']."""
-    out, i = [], 0
-    while i < len(signature):
-        j = i
-        while signature[j] == "a":
-            j += 1
-        if signature[j] in "({":
-            depth, k = 0, j
-            while True:
-                depth += signature[k] in "({"
-                depth -= signature[k] in ")}"
-                k += 1
-                if depth == 0:
-                    break
-            j = k - 1
-        out.append(signature[i : j + 1])
-        i = j + 1
-    return out
+def _reply_kinds(signature: str) -> list[Any]:
+    from jeepney.low_level import parse_signature
+
+    chars, kinds = list(signature), []
+    while chars:
+        kinds.append(parse_signature(chars))  # consumes one complete type
+    return kinds
 
 
 class Client:
@@ -246,8 +237,8 @@ class QuickClient:
         if reply.header.message_type is MessageType.error:
             name = str(fields.get(HeaderFields.error_name, "unknown"))
             raise _failed(name, reply.body[0] if reply.body else "")
-        types = _split(str(fields.get(HeaderFields.signature, "")))
-        return [_plain_jeepney(x, t) for x, t in zip(reply.body, types, strict=True)]
+        kinds = _reply_kinds(str(fields.get(HeaderFields.signature, "")))
+        return [_plain_jeepney(x, k) for x, k in zip(reply.body, kinds, strict=True)]
 
     async def call(self, member: str, signature: str = "", *body: Any) -> Any:
         out = self._call(MANAGER, member, signature, body)
