@@ -95,13 +95,15 @@ class ProfileCases(UseCaseContext):
 
     def list_profiles(self) -> list[dict[str, Any]]:
         repos = {r.id: r.name for r in self.store.catalog.repositories()}
+        last = self.store.jobs.last_success_times()
         return [
-            self.public_profile(p, repos[p.repository_id]) for p in self.store.catalog.profiles()
+            self.public_profile(p, repos[p.repository_id], last.get(p.name, 0))
+            for p in self.store.catalog.profiles()
         ]
 
-    def public_profile(self, row: Profile, repository: str) -> dict[str, Any]:
-        last = self.store.jobs.last_success(row.name)
-        last_success = int(last.finished_at) if last else 0
+    def public_profile(self, row: Profile, repository: str, last_success: int) -> dict[str, Any]:
+        """The profile as clients see it; `last_success`: when its newest successful
+        backup finished (0 = never)."""
         overdue = is_overdue(int(row.max_age), last_success, row.created_at, self.clock())
         out = {
             k: getattr(row, k)

@@ -12,15 +12,29 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from borgd.cli.format import columns
 
 U32 = 2**32 - 1
 ID_MAX = 2**63 - 1  # borgd's ids are SQLite integers
 EXIT_USAGE = 2
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the width: left to find it, it imports shutil
+    (format.columns says why not) for every command line, help or not."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=max(columns() - 2, 20))
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, with its errors on one line (usage is one ``--help`` away)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")

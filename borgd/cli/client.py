@@ -15,6 +15,7 @@ get plain Python values back, whichever client carries the call:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -73,29 +74,47 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _plain_jeepney(value: Any, kind: Any) -> Any:
-    """jeepney's values as plain ones (it gives a variant as (signature, value)), walking
-    the reply's parsed signature (``jeepney.low_level`` types)."""
-    from jeepney.low_level import Array, DictEntry, Variant, parse_signature
+Plain = Callable[[Any], Any]  # one of jeepney's values → a plain one
 
-    if isinstance(kind, Variant):
-        signature, inner = value
-        return _plain_jeepney(inner, parse_signature(list(signature)))
-    if isinstance(kind, Array) and isinstance(kind.elt_type, DictEntry):
-        value_kind = kind.elt_type.fields[1]
-        return {k: _plain_jeepney(x, value_kind) for k, x in value.items()}
-    if isinstance(kind, Array):
-        return [_plain_jeepney(x, kind.elt_type) for x in value]
+
+def _same(value: Any) -> Any:
     return value
 
 
-def _reply_kinds(signature: str) -> list[Any]:
+@functools.cache
+def _plain_of(signature: str) -> Plain:
+    """The converter for values of one complete type, built once per signature: a
+    job's ~30 variants have a few signatures, and walking the types anew for each
+    value took half as long as jeepney's reading of the reply."""
     from jeepney.low_level import parse_signature
 
-    chars, kinds = list(signature), []
+    return _converter(parse_signature(list(signature)))
+
+
+def _converter(kind: Any) -> Plain:
+    """jeepney's values as plain ones: it gives a variant as (signature, value)."""
+    from jeepney.low_level import Array, DictEntry, Variant
+
+    if isinstance(kind, Variant):
+        return lambda value: _plain_of(value[0])(value[1])
+    if isinstance(kind, Array) and isinstance(kind.elt_type, DictEntry):
+        entry = _converter(kind.elt_type.fields[1])
+        return lambda value: {k: entry(x) for k, x in value.items()}
+    if isinstance(kind, Array):
+        item = _converter(kind.elt_type)
+        return _same if item is _same else lambda value: [item(x) for x in value]
+    return _same
+
+
+@functools.cache
+def _reply_converters(signature: str) -> list[Plain]:
+    """One converter for each complete type of a reply's signature."""
+    from jeepney.low_level import parse_signature
+
+    chars, out = list(signature), []
     while chars:
-        kinds.append(parse_signature(chars))  # consumes one complete type
-    return kinds
+        out.append(_converter(parse_signature(chars)))  # consumes one complete type
+    return out
 
 
 class Client:
@@ -237,8 +256,8 @@ class QuickClient:
         if reply.header.message_type is MessageType.error:
             name = str(fields.get(HeaderFields.error_name, "unknown"))
             raise _failed(name, reply.body[0] if reply.body else "")
-        kinds = _reply_kinds(str(fields.get(HeaderFields.signature, "")))
-        return [_plain_jeepney(x, k) for x, k in zip(reply.body, kinds, strict=True)]
+        converters = _reply_converters(str(fields.get(HeaderFields.signature, "")))
+        return [plain(x) for x, plain in zip(reply.body, converters, strict=True)]
 
     async def call(self, member: str, signature: str = "", *body: Any) -> Any:
         out = self._call(MANAGER, member, signature, body)

@@ -29,12 +29,24 @@ class _Record:
         return cls(**dict(row))
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     def but(self, **changes: Any) -> Self:
         """A copy with some fields changed (a row as it is after a write), the changed
         values converted as the store's would be."""
         return self.from_row({**_Record.as_dict(self), **changes})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record's field names, once per class (`fields` builds them anew each call, and
+    ListJobs turns thousands of jobs into dictionaries)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True)

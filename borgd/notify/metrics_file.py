@@ -162,8 +162,9 @@ class MetricsFile(IgnoresEvents):
                 next_runs[intent.profile] = intent.scheduled_for
         profiles = []
         newest: dict[int, Job] = {}  # per repository: the newest last success of its profiles
+        successes = store.jobs.last_successes()
         for row in store.catalog.profiles():
-            last = store.jobs.last_success(row.name)
+            last = successes.get(row.name)
             last_success = last.finished_at if last else 0
             if last is not None:
                 seen = newest.get(last.repository_id)

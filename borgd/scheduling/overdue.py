@@ -74,12 +74,12 @@ class OverdueWatcher(IgnoresEvents):
         now = self.clock()
         deadline: int | None = None
         seen: set[str] = set()
+        successes = self.store.jobs.last_success_times()
         for row in self.store.catalog.profiles():
             name = row.name
             seen.add(name)
             max_age = int(row.max_age)
-            last = self.store.jobs.last_success(name)
-            last_success = int(last.finished_at) if last else 0
+            last_success = successes.get(name, 0)
             due = overdue_after(max_age, last_success, int(row.created_at))
             overdue = due is not None and now > due
             if due is not None and not overdue:

@@ -8,6 +8,7 @@ second intent per schedule into `StaleState` too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Select,
     Table,
     and_,
     delete,
@@ -193,18 +195,11 @@ class JobStore:
 
     def last_success(self, profile: str) -> Job | None:
         """The profile's newest successful backup (`exit_codes.counts_as_success`)."""
-        ok = or_(
-            JOBS.c.status == JobStatus.SUCCEEDED.value,
-            and_(
-                JOBS.c.status == JobStatus.WARNING.value,
-                JOBS.c.exit_code.not_in(sorted(INCOMPLETE_BACKUP_EXITS)),
-            ),
-        )
         with self._engine.connect() as conn:
             row = (
                 conn.execute(
                     select(JOBS)
-                    .where(JOBS.c.profile == profile, JOBS.c.type == JobType.BACKUP.value, ok)
+                    .where(JOBS.c.profile == profile, *_successful_backup(JOBS))
                     .order_by(JOBS.c.finished_at.desc(), JOBS.c.id.desc())
                     .limit(1)
                 )
@@ -213,25 +208,38 @@ class JobStore:
             )
         return None if row is None else _row(row)
 
+    def last_successes(self) -> dict[str, Job]:
+        """`last_success` of every profile in the catalog (name → job; none: absent) in
+        one statement, an index walk per profile: ListProfiles, the overdue watcher
+        and the metrics file ask for all of them at once."""
+        with self._engine.connect() as conn:
+            rows = [_row(r) for r in conn.execute(_last_successes()).mappings()]
+        return {str(job.profile): job for job in rows}
+
+    def last_success_times(self) -> dict[str, int]:
+        """When `last_success` of every profile in the catalog finished (name → time,
+        0 = never): the times alone, without building 20 job records to read one field."""
+        with self._engine.connect() as conn:
+            return {str(name): int(t or 0) for name, t in conn.execute(_last_success_times())}
+
     def last_finished(self, repository_id: int) -> dict[str, int]:
         """When each kind of job that changes a repository last ended well on it
-        (type → finished_at, 0 = never); one index seek each."""
-        out: dict[str, int] = {}
+        (type → finished_at, 0 = never); one statement over
+        ix_jobs_repository_type_status_finished."""
+        kinds = ("init", "backup", "prune", "compact", "check")
+        stmt = (
+            select(JOBS.c.type, func.max(JOBS.c.finished_at))
+            .where(
+                JOBS.c.repository_id == repository_id,
+                JOBS.c.type.in_(kinds),
+                JOBS.c.status.in_((JobStatus.SUCCEEDED.value, JobStatus.WARNING.value)),
+            )
+            .group_by(JOBS.c.type)
+        )
+        out = dict.fromkeys(kinds, 0)
         with self._engine.connect() as conn:
-            for job_type in ("init", "backup", "prune", "compact", "check"):
-                out[job_type] = max(
-                    int(
-                        conn.execute(
-                            select(func.max(JOBS.c.finished_at)).where(
-                                JOBS.c.repository_id == repository_id,
-                                JOBS.c.type == job_type,
-                                JOBS.c.status == status,
-                            )
-                        ).scalar_one()
-                        or 0
-                    )
-                    for status in (JobStatus.SUCCEEDED.value, JobStatus.WARNING.value)
-                )
+            for job_type, finished_at in conn.execute(stmt):
+                out[str(job_type)] = int(finished_at or 0)
         return out
 
     def backups_since(self, repository_id: int, since: int) -> list[Job]:
@@ -398,3 +406,43 @@ class IntentStore:
                 return settled, created
         except IntegrityError as exc:
             raise StaleState(f"schedule {schedule_id}: {exc.orig}") from exc
+
+
+def _successful_backup(table: Any) -> tuple[ColumnElement[bool], ...]:
+    """A backup that counts as a success (`exit_codes.counts_as_success`): succeeded, or
+    a warning that is not an incomplete archive."""
+    return (
+        table.c.type == JobType.BACKUP.value,
+        or_(
+            table.c.status == JobStatus.SUCCEEDED.value,
+            and_(
+                table.c.status == JobStatus.WARNING.value,
+                table.c.exit_code.not_in(sorted(INCOMPLETE_BACKUP_EXITS)),
+            ),
+        ),
+    )
+
+
+def _newest_success(column: str) -> Any:
+    """A column of the newest successful backup of the profile of the enclosing query
+    (over PROFILES): a walk back along ix_jobs_profile_finished."""
+    j = JOBS.alias("j")
+    return (
+        select(j.c[column])
+        .where(j.c.profile == models.PROFILES.c.name, *_successful_backup(j))
+        .order_by(j.c.finished_at.desc(), j.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# Built once: building an alias's columns anew took as long as running the statement.
+@functools.cache
+def _last_successes() -> Select[Any]:
+    newest = select(_newest_success("id")).select_from(models.PROFILES)
+    return select(JOBS).where(JOBS.c.id.in_(newest))
+
+
+@functools.cache
+def _last_success_times() -> Select[Any]:
+    return select(models.PROFILES.c.name, _newest_success("finished_at"))

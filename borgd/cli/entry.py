@@ -1,0 +1,41 @@
+"""The borgctl program: the process around `borgd.cli.main.main`.
+
+A command that only asks (status, jobs, completion…) lives for well under a
+tenth of a second, most of it Python starting up, and two costs of an ordinary
+Python process buy it nothing: the cyclic garbage collector, which walks the
+young objects of every import and of every parsed reply (its memory is freed
+by reference counting, and it exits moments later), and the teardown of the
+interpreter at exit.  Together they were ~15 % of ``borgctl jobs``
+(bench/bench_borgctl.py).  So the collector is off until `main` knows the
+command, and a command that leaves it off leaves with ``os._exit`` once its
+output is flushed.  Commands that live long (``ui``, ``watch``, ``logs -f``,
+``run --wait``, anything on the event loop) turn the collector back on and end
+the ordinary way.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import NoReturn
+
+
+def main() -> NoReturn:
+    gc.disable()
+    from borgd.cli.main import main as borgctl
+
+    leave(borgctl())
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with `code`: at once after a short-lived command."""
+    if gc.isenabled():
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # a full disk, say; a closed pipe ends us by SIGPIPE
+        print(f"borgctl: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        code = code or 1
+    sys.stderr.flush()
+    os._exit(code)
