@@ -66,6 +66,13 @@ def _row(mapping: Any) -> Job:
     return Job.from_row(mapping)
 
 
+def _rows(result: Any) -> list[Job]:
+    """The records of a result's rows, read as tuples against its column names
+    (a RowMapping's look-ups took a fifth of ListJobs' time)."""
+    keys = tuple(result.keys())
+    return [Job.from_row(dict(zip(keys, row, strict=True))) for row in result]
+
+
 class JobStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -191,7 +198,7 @@ class JobStore:
         if flt.offset:
             stmt = stmt.offset(flt.offset).limit(flt.limit or -1)
         with self._engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt).mappings()]
+            return _rows(conn.execute(stmt))
 
     def last_success(self, profile: str) -> Job | None:
         """The profile's newest successful backup (`exit_codes.counts_as_success`)."""
@@ -213,7 +220,7 @@ class JobStore:
         one statement, an index walk per profile: ListProfiles, the overdue watcher
         and the metrics file ask for all of them at once."""
         with self._engine.connect() as conn:
-            rows = [_row(r) for r in conn.execute(_last_successes()).mappings()]
+            rows = _rows(conn.execute(_last_successes()))
         return {str(job.profile): job for job in rows}
 
     def last_success_times(self) -> dict[str, int]:
