@@ -10,7 +10,9 @@ private buses with 1,000 finished jobs.  Rounds interleave the commands so
 that machine noise hits all alike; the medians are printed with their ratio
 to busctl's median: figures, not assertions.  To explain them it also times
 a bare ``python -c pass`` and ``python -c 'import borgd.cli.main'`` (the
-imports borgctl pays before it sends anything).
+imports borgctl pays before it sends anything), and ``borgctl_floor.py``: the
+same D-Bus calls from a script of argparse and dbus-python alone, the least this
+stack spends, so the last table says what borgctl adds to it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from pathlib import Path
 import _harness as h
 
 TARGET = 10.0
+FLOOR = Path(__file__).with_name("borgctl_floor.py")
+# Each borgctl command beside the floor that makes the same calls.
+FLOORS = {
+    "status": "borgctl status",
+    "jobs": "borgctl jobs (50 of 1,000)",
+    "profiles": "borgctl _names profiles (completion)",
+}
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -62,6 +71,7 @@ def body(args, cleanup: h.Cleanup) -> int:
         "borgctl _names profiles (completion)": [borgctl, "_names", "profiles"],
         "python -c pass": [python, "-c", "pass"],
         "python -c 'import borgd.cli.main'": [python, "-c", "import borgd.cli.main"],
+        **{f"floor: {what} (borgctl_floor.py)": [python, str(FLOOR), what] for what in FLOORS},
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
@@ -81,6 +91,12 @@ def body(args, cleanup: h.Cleanup) -> int:
         else:
             table.add(name, f"{h.ms(median)} = {ratio:.1f}x busctl")
     table.print()
+    floors = h.Table("borgctl beside the floor of its stack (the same calls, no borgd code)")
+    for what, command in FLOORS.items():
+        floor = statistics.median(times[f"floor: {what} (borgctl_floor.py)"])
+        mine = statistics.median(times[command])
+        floors.add(command, f"{h.ms(mine - floor)} over the floor = {mine / floor:.2f}x")
+    floors.print()
     return 0
 
 

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
+import dbus
 import pytest
 import structlog.testing
 from dbusmock import MOCK_IFACE, SpawnedMock
 from dbusmock.testcase import BusType, PrivateDBus
 
-import dbus
 from borgd.system.power import NetworkMonitor, PowerMonitor
 from tests.mock_buses import module_bus
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import dbus
 import pytest
 from dbusmock import MOCK_IFACE
 from dbusmock.testcase import BusType, PrivateDBus
 
-import dbus
 from borgd.core.disks import DiskActionFailed, Filesystem
 from borgd.system.udisks import DiskMonitor
 from tests.mock_buses import module_bus

@@ -4,21 +4,21 @@ Commands build their `a{sv}` arguments as ``{key: (signature, value)}`` and
 get plain Python values back, whichever client carries the call:
 
 * :class:`Client` (dbus-fast on asyncio) for commands that wait for signals
-  (``run --wait``, ``logs -f``, ``watch``);
-* :class:`QuickClient` (jeepney, blocking) for commands that only ask
-  (``status``, ``jobs``, ``show``, ``upcoming``, completion): importing
-  dbus-fast pulls in asyncio, ~120 ms before the first byte is sent, where
-  jeepney's blocking I/O needs ~10 ms.  Their command functions are coroutines
-  that never suspend on this client, so :func:`run_sync` runs them without an
-  event loop.
+  (``run --wait``, ``logs -f``, ``watch``) and the commands that change things;
+* `quick_client.QuickClient` (dbus-python, blocking) for commands that only
+  ask (``status``, ``jobs``, ``show``, ``upcoming``, completion), run by
+  :func:`run_sync` without an event loop.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable, Coroutine
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs borgctl ~3 ms at start (cli/entry.py)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    Arg: TypeAlias = tuple[str, Any]  # a variant to send: (signature, value)
 
 BUS_NAME = "org.borgd1"
 PATH = "/org/borgd1"
@@ -30,10 +30,9 @@ UNREACHABLE_ERRORS = frozenset(
         "org.freedesktop.DBus.Error.ServiceUnknown",
         "org.freedesktop.DBus.Error.NameHasNoOwner",
         "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Disconnected",
     }
 )
-
-Arg = tuple[str, Any]  # a variant to send: (signature, value)
 
 
 def v(signature: str, value: Any) -> Arg:
@@ -55,7 +54,8 @@ class CallFailed(Exception):
         self.text = text
 
 
-def _failed(name: str, text: str) -> Exception:
+def failed(name: str, text: str) -> Exception:
+    """The exception for a D-Bus error reply named `name`."""
     if name in UNREACHABLE_ERRORS:
         return Unreachable(f"borgd is not running on the session bus ({text})")
     return CallFailed(name, text)
@@ -72,49 +72,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(x) for x in value]
     return value
-
-
-Plain = Callable[[Any], Any]  # one of jeepney's values → a plain one
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-@functools.cache
-def _plain_of(signature: str) -> Plain:
-    """The converter for values of one complete type, built once per signature: a
-    job's ~30 variants have a few signatures, and walking the types anew for each
-    value took half as long as jeepney's reading of the reply."""
-    from jeepney.low_level import parse_signature
-
-    return _converter(parse_signature(list(signature)))
-
-
-def _converter(kind: Any) -> Plain:
-    """jeepney's values as plain ones: it gives a variant as (signature, value)."""
-    from jeepney.low_level import Array, DictEntry, Variant
-
-    if isinstance(kind, Variant):
-        return lambda value: _plain_of(value[0])(value[1])
-    if isinstance(kind, Array) and isinstance(kind.elt_type, DictEntry):
-        entry = _converter(kind.elt_type.fields[1])
-        return lambda value: {k: entry(x) for k, x in value.items()}
-    if isinstance(kind, Array):
-        item = _converter(kind.elt_type)
-        return _same if item is _same else lambda value: [item(x) for x in value]
-    return _same
-
-
-@functools.cache
-def _reply_converters(signature: str) -> list[Plain]:
-    """One converter for each complete type of a reply's signature."""
-    from jeepney.low_level import parse_signature
-
-    chars, out = list(signature), []
-    while chars:
-        out.append(_converter(parse_signature(chars)))  # consumes one complete type
-    return out
 
 
 class Client:
@@ -174,7 +131,7 @@ class Client:
             reply = await bus.call(message)
         assert reply is not None
         if reply.message_type is MessageType.ERROR:
-            raise _failed(reply.error_name or "unknown", reply.body[0] if reply.body else "")
+            raise failed(reply.error_name or "unknown", reply.body[0] if reply.body else "")
         return reply.body
 
     async def call(self, member: str, signature: str = "", *body: Any) -> Any:
@@ -214,64 +171,8 @@ class Client:
         )
 
 
-class QuickClient:
-    """borgd's Manager through jeepney's blocking connection, for commands that only
-    ask.  Its methods are coroutines for the commands' sake; none ever suspends."""
-
-    def __init__(self) -> None:
-        self._conn: Any = None
-        self.timeout: float | None = None
-
-    def _ready(self) -> Any:
-        if self._conn is None:
-            from jeepney.io.blocking import open_dbus_connection
-
-            if not os.environ.get("DBUS_SESSION_BUS_ADDRESS") and not os.environ.get(
-                "XDG_RUNTIME_DIR"
-            ):
-                raise Unreachable("cannot connect to the session bus: no session bus address")
-            try:
-                self._conn = open_dbus_connection(bus="SESSION")
-            except Exception as exc:
-                raise Unreachable(f"cannot connect to the session bus: {exc}") from exc
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-    def _call(self, interface: str, member: str, signature: str, body: tuple[Any, ...]) -> Any:
-        from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
-
-        conn = self._ready()
-        address = DBusAddress(PATH, bus_name=BUS_NAME, interface=interface)
-        message = new_method_call(address, member, signature or None, body)
-        try:
-            reply = conn.send_and_get_reply(message, timeout=self.timeout)
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            raise Unreachable(f"lost the session bus: {exc}") from exc
-        fields = reply.header.fields
-        if reply.header.message_type is MessageType.error:
-            name = str(fields.get(HeaderFields.error_name, "unknown"))
-            raise _failed(name, reply.body[0] if reply.body else "")
-        converters = _reply_converters(str(fields.get(HeaderFields.signature, "")))
-        return [plain(x) for x, plain in zip(reply.body, converters, strict=True)]
-
-    async def call(self, member: str, signature: str = "", *body: Any) -> Any:
-        out = self._call(MANAGER, member, signature, body)
-        if not out:
-            return None
-        return out[0] if len(out) == 1 else out
-
-    async def properties(self) -> dict[str, Any]:
-        (props,) = self._call(PROPERTIES, "GetAll", "s", (MANAGER,))
-        return dict(props)
-
-
 def run_sync(command: Coroutine[Any, Any, int]) -> int:
-    """Run a command coroutine that never suspends (it uses :class:`QuickClient`)."""
+    """Run a command coroutine that never suspends (it uses `quick_client.QuickClient`)."""
     try:
         command.send(None)
     except StopIteration as done:

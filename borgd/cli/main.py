@@ -14,22 +14,25 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
 
 from borgd import __version__
 from borgd.cli import archives_cmd, notify_cmd
 from borgd.cli import format as fmt
 from borgd.cli.args import COUNT, IDENT, OneLineParser, int_in, refuse_non_utf8
 from borgd.cli.client import (
-    Arg,
     CallFailed,
     Client,
-    QuickClient,
     Unreachable,
     UsageError,
     run_sync,
     v,
 )
+
+TYPE_CHECKING = False  # importing typing costs borgctl ~3 ms at start (cli/entry.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from borgd.cli.client import Arg
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 INVALID_ARGUMENT = "org.borgd1.Error.InvalidArgument"
@@ -1298,6 +1301,8 @@ async def _dispatch(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     if a.command in QUICK:
+        from borgd.cli.quick_client import QuickClient  # dbus-python: these commands only
+
         quick = QuickClient()
         try:
             return run_sync(COMMANDS[a.command](quick, a))  # type: ignore[arg-type]

@@ -4,13 +4,16 @@ exit 2 for a usage mistake, nothing changed; quiet in a pipe; one --json convent
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from borgd import __version__
 from borgd.cli.format import DURATION_US_KEYS, LINK_KEYS, NONE_TEXT_KEYS, TIME_KEYS
 from tests.conftest import make_tree
 from tests.e2e.jobs_helpers import add_profile, init_repo, start, wait_status
@@ -220,6 +223,45 @@ def test_every_json_output_follows_one_convention(ready, busctl, borgctl) -> Non
     done = next(j for j in jobs if j["status"] == "succeeded")
     assert done["finished_at"].count(":") >= 2 and done["skip_reason"] is None
     assert outputs["profile show docs --json"]["max_age"] == 86400
+
+
+def test_asking_commands_show_borgd_values_as_they_are(ready, busctl, borgctl) -> None:
+    """status, jobs and show go through the quick client (dbus-python): its booleans
+    are ints underneath, its strings and numbers subclasses; what they print and
+    their JSON must be borgd's values, as the other commands print them."""
+    status = json.loads(borgctl("status", "--json").stdout)
+    assert status["paused"] is False and status["onbattery"] is False
+    assert status["version"] == __version__
+    busctl("Pause", "t", 0)
+    assert json.loads(borgctl("status", "--json").stdout)["paused"] is True
+    assert "paused:        yes, until resumed" in borgctl("status").stdout
+    busctl("Resume")
+    done = borgctl("jobs", "--limit", "1", "--status", "succeeded", "--json")
+    (job,) = json.loads(done.stdout)
+    shown = json.loads(borgctl("show", str(job["id"]), "--json").stdout)
+    assert shown == job and type(job["id"]) is int and type(job["nfiles"]) is int
+    assert type(job["progress"]) is float and type(job["archive"]) is str
+
+
+def test_completion_says_nothing_when_borgd_does_not_answer(
+    start_borgd, busctl, borgctl, tmp_path
+) -> None:
+    """A stopped borgd (SIGSTOP: the bus still holds its name) must not hang the
+    shell's Tab: the completion helper gives up after its timeout, quietly."""
+    daemon = start_borgd()
+    busctl("AddRepository", "ssa{sv}", "main", str(tmp_path / "repo"), 0)
+    add_profile(busctl, "docs", "main", [tmp_path])
+    assert borgctl("_names", "profiles").stdout.split() == ["docs"]
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        begin = time.monotonic()
+        res = borgctl("_names", "profiles", timeout=20)
+        took = time.monotonic() - begin
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+    assert took < 5, took
+    assert borgctl("_names", "profiles").stdout.split() == ["docs"]
 
 
 def test_edits_say_what_changed_and_excludes_can_be_cleared(ready, busctl, borgctl) -> None:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dbus
 import pytest
 from dbusmock import MOCK_IFACE, SpawnedMock
 
-import dbus
 from tests.conftest import make_tree, wait_until
 from tests.e2e.test_scheduler_runs import (
     S,

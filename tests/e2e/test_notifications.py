@@ -391,9 +391,8 @@ LOGIND_IFACE = "org.freedesktop.login1.Manager"
 def test_offline_deliveries_wait_and_go_when_the_network_returns(
     start_borgd, busctl, session_env, spawn_mock, tmp_path, server
 ):
-    from dbusmock import MOCK_IFACE
-
     import dbus
+    from dbusmock import MOCK_IFACE
 
     spawn_mock("networkmanager")
     logind = spawn_mock("logind")

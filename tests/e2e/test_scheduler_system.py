@@ -12,9 +12,9 @@ import subprocess
 import time
 from typing import Any
 
+import dbus
 from dbusmock import MOCK_IFACE, SpawnedMock
 
-import dbus
 from tests.conftest import wait_until
 from tests.e2e.test_scheduler_runs import (
     S,

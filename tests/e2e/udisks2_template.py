@@ -21,9 +21,8 @@ import subprocess
 import time
 from typing import Any
 
-from dbusmock import MOCK_IFACE, mockobject
-
 import dbus
+from dbusmock import MOCK_IFACE, mockobject
 
 BUS_NAME = "org.freedesktop.UDisks2"
 MAIN_OBJ = "/org/freedesktop/UDisks2"

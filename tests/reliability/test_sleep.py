@@ -26,10 +26,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+import dbus
 import pytest
 from dbusmock import MOCK_IFACE, SpawnedMock
 
-import dbus
 from tests.conftest import make_tree, wait_until
 from tests.e2e.jobs_helpers import children
 from tests.reliability.helpers import (
