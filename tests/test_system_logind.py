@@ -16,7 +16,8 @@ import structlog.testing
 from dbusmock import MOCK_IFACE, SpawnedMock
 from dbusmock.testcase import BusType, PrivateDBus
 
-from borgd.system.logind import DELAY_WHY, STATE_STARTING, SleepMonitor
+from borgd.system.logind import DELAY_WHY, SleepMonitor
+from borgd.system.power import STATE_STARTING
 from tests.mock_buses import module_bus
 
 MANAGER_IFACE = "org.freedesktop.login1.Manager"

@@ -26,8 +26,9 @@ from dbus_fast.aio import MessageBus, ProxyInterface
 from dbus_fast.introspection import Node
 
 from borgd.system.power import (
+    STATE_ACTIVE,
     ServiceAbsent,
-    SystemServiceWatcher,
+    StatefulWatcher,
     absent_or_raise,
     describe,
 )
@@ -38,9 +39,6 @@ MANAGER_IFACE = "org.freedesktop.login1.Manager"
 
 WHO = "borgd"
 DELAY_WHY = "Persist backup state before sleep"
-
-STATE_ACTIVE = "active"
-STATE_STARTING = "starting"  # until the first attempt to reach logind ended
 
 LOGIND_XML = """
 <node>
@@ -72,7 +70,7 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-class SleepMonitor(SystemServiceWatcher):
+class SleepMonitor(StatefulWatcher):
     """Follow logind's PrepareForSleep with a delay inhibitor lock.
 
     ``state`` is ``"active"`` while logind is reachable and the delay lock
@@ -82,6 +80,7 @@ class SleepMonitor(SystemServiceWatcher):
 
     service = LOGIND_NAME
     label = "logind"
+    event = "sleep_monitor"
 
     def __init__(
         self,
@@ -91,44 +90,23 @@ class SleepMonitor(SystemServiceWatcher):
         on_state: Callable[[str], None],
         bus_address: str | None = None,
     ) -> None:
-        super().__init__(bus_address)
+        super().__init__(on_state, bus_address)
         self._on_before_sleep = on_before_sleep
         self._on_resume = on_resume
-        self._on_state = on_state
-        self._state = STATE_STARTING
         self._manager: ProxyInterface | None = None
         self._delay_fd: int | None = None
-        self._warned = False
         self._block_refusal_logged = False
-
-    @property
-    def state(self) -> str:
-        """``"active"`` or ``"unavailable: <why>"``."""
-        return self._state
 
     # -- state ---------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
-        if state == self._state:
-            return
-        self._state = state
-        try:
-            self._on_state(state)
-        except Exception:
-            _log().exception("sleep_monitor_on_state_failed")
-
     def _set_unavailable(self, why: str) -> None:
         self._release_delay_lock()
-        if not self._warned:
-            self._warned = True
-            _log().warning(
-                "sleep_monitor_unavailable",
-                reason=why,
-                consequence="state is not persisted before sleep; catch-up after resume "
-                "relies on the wall clock alone",
-            )
-        else:
-            _log().debug("sleep_monitor_unavailable", reason=why)
+        self._warn_unavailable(
+            "sleep_monitor_unavailable",
+            why,
+            consequence="state is not persisted before sleep; catch-up after resume "
+            "relies on the wall clock alone",
+        )
         self._set_state(f"unavailable: {why}")
 
     def _failure_text(self, exc: BaseException) -> str:
@@ -199,9 +177,7 @@ class SleepMonitor(SystemServiceWatcher):
 
     async def _appear(self) -> None:
         await self._take_delay_lock()
-        if self._warned:
-            _log().info("sleep_monitor_active")
-        self._warned = False
+        self._note_available("sleep_monitor_active")
         self._set_state(STATE_ACTIVE)
 
     def _detached(self) -> None:

@@ -93,6 +93,23 @@ class SystemServiceWatcher:
         self._retry_delay = self.retry_initial
         # Set once the first attempt ended, either way: borgd says READY=1 after it.
         self.settled = Latch()
+        self._warned = False  # this episode of unavailability was warned about
+
+    # -- episodes: one warning while the service is away, one line when it is back --
+
+    def _warn_unavailable(self, event: str, why: str, **context: Any) -> None:
+        """A warning at the first failure of an episode; later ones at debug level."""
+        if self._warned:
+            _log().debug(event, reason=why, service=self.service)
+            return
+        self._warned = True
+        _log().warning(event, reason=why, service=self.service, **context)
+
+    def _note_available(self, event: str) -> None:
+        """The episode is over: say so if it was warned about."""
+        if self._warned:
+            _log().info(event, service=self.service)
+        self._warned = False
 
     # -- hooks -------------------------------------------------------------
 
@@ -259,6 +276,36 @@ def _unvariant(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v.value if isinstance(v, Variant) else v for k, v in values.items()}
 
 
+STATE_ACTIVE = "active"
+STATE_STARTING = "starting"  # until the first attempt to reach the service ended
+
+
+class StatefulWatcher(SystemServiceWatcher):
+    """A watcher whose state is a borgd property (SleepMonitor, DiskMonitor):
+    ``starting``, ``active`` or ``unavailable: <why>``, told to ``on_state`` when
+    it changes."""
+
+    event: ClassVar[str]  # the prefix of its log events, e.g. "sleep_monitor"
+
+    def __init__(self, on_state: Callable[[str], None], bus_address: str | None = None) -> None:
+        super().__init__(bus_address)
+        self._on_state = on_state
+        self._state = STATE_STARTING
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def _set_state(self, state: str) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        try:
+            self._on_state(state)
+        except Exception:
+            _log().exception(f"{self.event}_on_state_failed")
+
+
 class _PropertyWatcher(SystemServiceWatcher):
     """Follow a few properties of one object of a service."""
 
@@ -273,7 +320,6 @@ class _PropertyWatcher(SystemServiceWatcher):
         self._props: ProxyInterface | None = None
         self._values: dict[str, Any] = {}
         self._available = False
-        self._warned = False
 
     @property
     def available(self) -> bool:
@@ -324,16 +370,10 @@ class _PropertyWatcher(SystemServiceWatcher):
         if missing:
             raise ServiceNotReady(f"missing properties {', '.join(missing)}")
         self._update(values, available=True)
-        if self._warned:
-            _log().info("service_available", service=self.service)
-        self._warned = False
+        self._note_available("service_available")
 
     def _set_unavailable(self, why: str) -> None:
-        if not self._warned:
-            _log().warning("service_unavailable", service=self.service, reason=why)
-            self._warned = True
-        else:
-            _log().debug("service_unavailable", service=self.service, reason=why)
+        self._warn_unavailable("service_unavailable", why)
         self._update(None, available=False)
 
     def _detached(self) -> None:

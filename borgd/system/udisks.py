@@ -34,15 +34,18 @@ from borgd.core.disks import (
     inventory_from_objects,
 )
 from borgd.system.freedesktop import DBUS_NAME, DBUS_PATH, PROPERTIES_IFACE
-from borgd.system.power import ServiceAbsent, SystemServiceWatcher, absent_or_raise, describe
+from borgd.system.power import (
+    STATE_ACTIVE,
+    ServiceAbsent,
+    StatefulWatcher,
+    absent_or_raise,
+    describe,
+)
 
 UDISKS_NAME = "org.freedesktop.UDisks2"
 UDISKS_PATH = "/org/freedesktop/UDisks2"
 OM_IFACE = "org.freedesktop.DBus.ObjectManager"
 WATCHED = frozenset({BLOCK_IFACE, FILESYSTEM_IFACE, DRIVE_IFACE})
-
-STATE_ACTIVE = "active"
-STATE_STARTING = "starting"
 
 MATCH_RULES = (
     f"type='signal',sender='{UDISKS_NAME}',interface='{OM_IFACE}',path='{UDISKS_PATH}'",
@@ -55,7 +58,7 @@ def _log() -> Any:
     return structlog.get_logger(__name__)
 
 
-class DiskMonitor(SystemServiceWatcher):
+class DiskMonitor(StatefulWatcher):
     """UDisks2's filesystems and drives, followed on the system bus.
 
     ``inventory`` is None while UDisks2 is not reachable.  ``on_change`` is
@@ -65,6 +68,7 @@ class DiskMonitor(SystemServiceWatcher):
 
     service = UDISKS_NAME
     label = "UDisks2"
+    event = "disk_monitor"
     # Mounting checks the file system first; unmounting flushes a slow stick.
     action_timeout = 120.0
 
@@ -75,33 +79,17 @@ class DiskMonitor(SystemServiceWatcher):
         on_state: Callable[[str], None],
         bus_address: str | None = None,
     ) -> None:
-        super().__init__(bus_address)
+        super().__init__(on_state, bus_address)
         self._on_change = on_change
-        self._on_state = on_state
-        self._state = STATE_STARTING
         self._objects: dict[str, dict[str, dict[str, Any]]] = {}
         self._inventory: Inventory | None = None
         self._matched = False
-        self._warned = False
-
-    @property
-    def state(self) -> str:
-        return self._state
 
     @property
     def inventory(self) -> Inventory | None:
         return self._inventory
 
     # -- state ---------------------------------------------------------------
-
-    def _set_state(self, state: str) -> None:
-        if state == self._state:
-            return
-        self._state = state
-        try:
-            self._on_state(state)
-        except Exception:
-            _log().exception("disk_monitor_on_state_failed")
 
     def _publish(self) -> None:
         """Recompute the inventory from the objects; tell ``on_change`` if it changed."""
@@ -118,16 +106,12 @@ class DiskMonitor(SystemServiceWatcher):
         return self._state == STATE_ACTIVE
 
     def _set_unavailable(self, why: str) -> None:
-        if not self._warned:
-            self._warned = True
-            _log().warning(
-                "disk_monitor_unavailable",
-                reason=why,
-                consequence="removable disks are noticed through the mount table only; "
-                "no automount, on-connect runs, eject or reminders",
-            )
-        else:
-            _log().debug("disk_monitor_unavailable", reason=why)
+        self._warn_unavailable(
+            "disk_monitor_unavailable",
+            why,
+            consequence="removable disks are noticed through the mount table only; "
+            "no automount, on-connect runs, eject or reminders",
+        )
         self._objects = {}
         self._set_state(f"unavailable: {why}")
         self._publish()
@@ -210,9 +194,7 @@ class DiskMonitor(SystemServiceWatcher):
             str(path): {str(i): dict(p) for i, p in unpack_variants(ifaces).items()}
             for path, ifaces in objects.items()
         }
-        if self._warned:
-            _log().info("disk_monitor_active")
-        self._warned = False
+        self._note_available("disk_monitor_active")
         self._set_state(STATE_ACTIVE)
         self._publish()
 
