@@ -135,12 +135,27 @@ class DBusSource:
         ):
             sink(Owner(bool(msg.body[2])))
 
-    async def _call_raw(
-        self, dest: str, path: str, interface: str, member: str, sig: str, body: list[Any]
-    ) -> Message:
+    async def _send(self, msg: Message, tag: str = "") -> Message:
+        """Send one call and wait for its reply (an error reply too); with `tag`, the
+        reply is also handed to the sink as it arrives."""
         bus = self._bus
         if bus is None or not bus.connected:
             raise Unreachable("not connected to the session bus")
+        if tag:
+            msg.serial = bus.next_serial()
+            self._tags[msg.serial] = tag
+        try:
+            reply = await bus.call(msg)
+        except Exception as exc:  # the connection went away under the call
+            raise Unreachable(f"the session bus connection was lost: {exc}") from exc
+        finally:
+            self._tags.pop(msg.serial, None)
+        assert reply is not None
+        return reply
+
+    async def _call_raw(
+        self, dest: str, path: str, interface: str, member: str, sig: str, body: list[Any]
+    ) -> Message:
         msg = Message(
             destination=dest,
             path=path,
@@ -149,19 +164,11 @@ class DBusSource:
             signature=sig,
             body=body,
         )
-        try:
-            reply = await bus.call(msg)
-        except Exception as exc:  # the connection went away under the call
-            raise Unreachable(f"the session bus connection was lost: {exc}") from exc
-        assert reply is not None
-        return reply
+        return await self._send(msg)
 
     async def call(
         self, member: str, signature: str = "", *args: Any, interface: str = MANAGER, tag: str = ""
     ) -> Any:
-        bus = self._bus
-        if bus is None or not bus.connected:
-            raise Unreachable("not connected to the session bus")
         msg = Message(
             destination=BUS_NAME,
             path=PATH,
@@ -170,16 +177,7 @@ class DBusSource:
             signature=signature,
             body=list(args),
         )
-        if tag:
-            msg.serial = bus.next_serial()
-            self._tags[msg.serial] = tag
-        try:
-            reply = await bus.call(msg)
-        except Exception as exc:
-            raise Unreachable(f"the session bus connection was lost: {exc}") from exc
-        finally:
-            self._tags.pop(msg.serial, None)
-        assert reply is not None
+        reply = await self._send(msg, tag)
         if reply.message_type is MessageType.ERROR:
             text = str(reply.body[0]) if reply.body else ""
             name = reply.error_name or "unknown"
