@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from borgd.core.config import ProfileConfig, RepoConfig, Retention
 from borgd.core.jobs import JobStatus, JobType, SkipReason, Trigger
@@ -24,9 +24,11 @@ class _Record:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
-        """The record of one store row (extra columns are an error: the schema and the
-        record must agree, which a test checks)."""
-        return cls(**dict(row))
+        """The record of one store row (an extra or a missing column is an error: the
+        schema and the record must agree, which a test checks).  Built from positional
+        arguments: matching 35 keyword arguments by name took two thirds of the time
+        ListJobs spent making its records."""
+        return _build(cls, row)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _field_names(type(self))}
@@ -38,6 +40,19 @@ class _Record:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_R = TypeVar("_R", bound=_Record)
+
+
+def _build(cls: type[_R], row: Mapping[str, Any]) -> _R:
+    """`cls` from a row, its values passed in field order."""
+    names = _field_names(cls)
+    try:
+        values = [row[name] for name in names]
+    except KeyError as exc:
+        raise TypeError(f"{cls.__name__}: no value for field {exc}") from None
+    if len(row) != len(names):
+        raise TypeError(f"{cls.__name__}: unknown fields {sorted(set(row) - set(names))}")
+    return cls(*values)
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -161,7 +176,7 @@ class Schedule(_Record):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
-        return cls(**{**row, "action": JobType(row["action"])})
+        return _build(cls, {**row, "action": JobType(row["action"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +219,15 @@ class Job(_Record):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
-        return cls(
-            **{
+        return _build(
+            cls,
+            {
                 **row,
                 "type": JobType(row["type"]),
                 "status": JobStatus(row["status"]),
                 "trigger": Trigger(row["trigger"]),
                 "skip_reason": SkipReason(row["skip_reason"]) if row["skip_reason"] else None,
-            }
+            },
         )
 
     def as_dict(self) -> dict[str, Any]:
