@@ -28,7 +28,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from borgd.cli.client import MANAGER, CallFailed, Unreachable
 from borgd.ui.archives import ArchivesPane
-from borgd.ui.base import LivePane, Note, StatusLine, report
+from borgd.ui.base import LivePane, Note, StatusLine, report, start_worker
 from borgd.ui.jobs import JobScreen, JobsPane
 from borgd.ui.model import ACTIVE, FINISHED, SCHEDULED, Job, Jobs, error_text, status_line
 from borgd.ui.profiles import ProfilesPane
@@ -131,7 +131,7 @@ class BorgdApp(App[int]):
         self.show_lines()
         self.query_one(JobsPane).show_tab(True)
         self.query_one("#jobs-table").focus()
-        self.run_worker(self._connection(), group="bus", exit_on_error=False)
+        start_worker(self, self._connection, group="bus", exit_on_error=False)
         # Relative times ("in 3 min") age: redraw them; this reads nothing from borgd.
         self.set_interval(30, self._clock_tick)
 
@@ -193,7 +193,7 @@ class BorgdApp(App[int]):
             if done is not None:
                 self.note(done(result))
 
-        self.run_worker(run(), group="actions", exit_on_error=False)
+        start_worker(self, run, group="actions", exit_on_error=False)
 
     # -- the connection --
 
@@ -251,7 +251,7 @@ class BorgdApp(App[int]):
             pane.request_load()
 
     def _start_reload(self) -> None:
-        self.run_worker(self.reload(), group="reload", exclusive=True, exit_on_error=False)
+        start_worker(self, self.reload, group="reload", exclusive=True, exit_on_error=False)
 
     def _on_event(self, event: Event) -> None:
         try:
@@ -318,7 +318,7 @@ class BorgdApp(App[int]):
             self.jobs.merge([job])
             self.query_one(JobsPane).request_redraw()
 
-        self.run_worker(get(), group="fetch", exit_on_error=False)
+        start_worker(self, get, group="fetch", exit_on_error=False)
 
     # -- what is selected --
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, ClassVar
 
@@ -15,7 +16,17 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from borgd.cli.format import human_size, human_time
-from borgd.ui.base import LivePane, Note, StatusLine, Table, fill, host, report, selected_key
+from borgd.ui.base import (
+    LivePane,
+    Note,
+    StatusLine,
+    Table,
+    fill,
+    host,
+    report,
+    selected_key,
+    start_worker,
+)
 from borgd.ui.model import (
     Job,
     archive_cells,
@@ -105,8 +116,8 @@ class ArchivesPane(LivePane):
         if name != self.repository:
             self.repository = name
             self.marked = ""
-            self.run_worker(
-                self._archives(), group="archives", exclusive=True, exit_on_error=False
+            start_worker(
+                self, self._archives, group="archives", exclusive=True, exit_on_error=False
             )
 
     async def _archives(self) -> None:
@@ -238,8 +249,12 @@ class ContentsScreen(Screen[None]):
         self.open(self.path)
 
     def open(self, path: str, keep: str | None = None) -> None:
-        self.run_worker(
-            self._open(path, keep), group="contents", exclusive=True, exit_on_error=False
+        start_worker(
+            self,
+            functools.partial(self._open, path, keep),
+            group="contents",
+            exclusive=True,
+            exit_on_error=False,
         )
 
     async def _open(self, path: str, keep: str | None) -> None:
@@ -386,7 +401,7 @@ class DiffScreen(Screen[None]):
 
     def on_mount(self) -> None:
         fill(self.query_one("#diff-table", DataTable), DIFF_COLUMNS, [], None)
-        self.run_worker(self._load(), exit_on_error=False)
+        start_worker(self, self._load, exit_on_error=False)
 
     async def _load(self) -> None:
         try:

@@ -135,7 +135,9 @@ class LivePane(Vertical):
     def _start(self) -> None:
         self._timer = None
         self.stale = False
-        self.run_worker(self._load(), group=f"load-{self.id}", exclusive=True, exit_on_error=False)
+        start_worker(
+            self, self._load, group=f"load-{self.id}", exclusive=True, exit_on_error=False
+        )
 
     async def _load(self) -> None:
         try:
@@ -152,6 +154,14 @@ class LivePane(Vertical):
 
     def selected_job(self) -> Job | None:
         return None
+
+
+def start_worker(node: DOMNode, work: Callable[[], Awaitable[None]], **options: Any) -> None:
+    """`node.run_worker` given the coroutine function, not a coroutine: Textual makes
+    the coroutine when the worker starts.  A coroutine made beforehand is dropped
+    unawaited when its worker is cancelled first (an `exclusive` group, the app
+    closing), and Python warns "coroutine … was never awaited"."""
+    node.run_worker(work, **options)
 
 
 def report(node: DOMNode, exc: BaseException) -> None:

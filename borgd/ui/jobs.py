@@ -25,6 +25,7 @@ from borgd.ui.base import (
     host,
     report,
     selected_key,
+    start_worker,
 )
 from borgd.ui.model import (
     JOB_COLUMNS,
@@ -235,7 +236,7 @@ class JobScreen(Screen[None]):
             self._again = True
             return
         self._reading = True
-        self.run_worker(self._read(), group="log", exit_on_error=False)
+        start_worker(self, self._read, group="log", exit_on_error=False)
 
     def _tick(self) -> None:
         job = host(self).jobs.get(self.job_id)

@@ -4,13 +4,16 @@ order.  The real daemon is in test_jobs_view.py; here the answers are the fake's
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 import pytest
 
 from borgd.ui.app import BorgdApp
+from borgd.ui.base import LivePane
 from borgd.ui.source import Owner, Reply, Signal
 from tests.conftest import ROOT
 from tests.ui.conftest import quiet, screen_text, settle, wait_for
@@ -164,3 +167,25 @@ def test_other_commands_do_not_import_textual_and_ui_needs_a_terminal():
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "borgctl: ui needs a terminal (for a listing use: borgctl jobs)\n"
+
+
+async def test_loads_cancelled_before_they_start_leave_no_coroutine_behind():
+    """Loads asked for in a burst cancel each other (an exclusive worker group), and
+    a cancelled one may never start.  Its coroutine must not have been made already:
+    Python then warns "coroutine … was never awaited" (a CI run of the snapshots
+    showed it)."""
+    source = FakeSource()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        async with BorgdApp(source, clock=clock).run_test(size=(80, 24)) as pilot:
+            app: BorgdApp = pilot.app  # type: ignore[assignment]
+            await settle(pilot)
+            for pane in app.query(LivePane):
+                for _ in range(5):
+                    pane._start()
+            await settle(pilot)
+            assert app.is_running
+        gc.collect()
+    never = [str(w.message) for w in seen if "never awaited" in str(w.message)]
+    assert never == []
+    assert len(calls(source, "ListJobs")) >= 2  # the loads that did start, ran
