@@ -154,7 +154,14 @@ class DBusSource:
         return reply
 
     async def _call_raw(
-        self, dest: str, path: str, interface: str, member: str, sig: str, body: list[Any]
+        self,
+        dest: str,
+        path: str,
+        interface: str,
+        member: str,
+        sig: str,
+        body: list[Any],
+        tag: str = "",
     ) -> Message:
         msg = Message(
             destination=dest,
@@ -164,20 +171,12 @@ class DBusSource:
             signature=sig,
             body=body,
         )
-        return await self._send(msg)
+        return await self._send(msg, tag)
 
     async def call(
         self, member: str, signature: str = "", *args: Any, interface: str = MANAGER, tag: str = ""
     ) -> Any:
-        msg = Message(
-            destination=BUS_NAME,
-            path=PATH,
-            interface=interface,
-            member=member,
-            signature=signature,
-            body=list(args),
-        )
-        reply = await self._send(msg, tag)
+        reply = await self._call_raw(BUS_NAME, PATH, interface, member, signature, list(args), tag)
         if reply.message_type is MessageType.ERROR:
             text = str(reply.body[0]) if reply.body else ""
             name = reply.error_name or "unknown"
