@@ -289,6 +289,32 @@ def borgctl(session_env: Env) -> Callable[..., subprocess.CompletedProcess[str]]
     return run
 
 
+@pytest.fixture
+def complete(
+    borgctl: Callable[..., subprocess.CompletedProcess[str]], session_env: Env, tmp_path: Path
+) -> Callable[..., list[str]]:
+    """Tab completion as bash-completion runs it: `complete("ls", "r", "web-")` gives
+    what `borgctl ls r web-<Tab>` offers.  The script is `borgctl completion bash`;
+    the `borgctl` it runs for names is this checkout's, through a shim on PATH."""
+    script = borgctl("completion", "bash").stdout
+    bin_dir = tmp_path / "complete-bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "borgctl"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m borgd.cli.main "$@"\n')
+    shim.chmod(0o755)
+    env = {**session_env.vars, "PATH": f"{bin_dir}:{session_env.vars['PATH']}"}
+
+    def run(*words: str) -> list[str]:
+        probe = "COMP_WORDS=(borgctl " + " ".join(f"'{w}'" for w in words) + ")"
+        probe += f"; COMP_CWORD={len(words)}; _borgctl; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        done = subprocess.run(
+            ["bash", "-c", script + "\n" + probe], env=env, capture_output=True, text=True
+        )
+        return done.stdout.split()
+
+    return run
+
+
 def make_tree(root: Path, files: int, size: int = 200) -> Path:
     """A source folder of `files` small files in a few subfolders."""
     root.mkdir(parents=True, exist_ok=True)

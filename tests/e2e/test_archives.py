@@ -6,7 +6,6 @@ import filecmp
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -348,7 +347,7 @@ def test_a_busy_repository_answers_unavailable_naming_the_job_at_once(
     wait_status(busctl, running)
 
 
-def test_borgctl_archive_commands(start_borgd, busctl, borgctl, session_env, tmp_path):
+def test_borgctl_archive_commands(start_borgd, busctl, borgctl, complete, tmp_path):
     start_borgd()
     init_repo(busctl, "r", tmp_path / "repo")
     src = make_tree(tmp_path / "src", 6)
@@ -386,21 +385,6 @@ def test_borgctl_archive_commands(start_borgd, busctl, borgctl, session_env, tmp
     wait_until(lambda: made[0]["archive"] not in borgctl("archives", "r").stdout, 30, "the delete")
 
     # Completion asks borgd for repository and archive names.
-    script = borgctl("completion", "bash").stdout
-    env = {**session_env.vars, "PATH": f"{tmp_path / 'bin'}:{session_env.vars['PATH']}"}
-    (tmp_path / "bin").mkdir()
-    shim = tmp_path / "bin" / "borgctl"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m borgd.cli.main "$@"\n')
-    shim.chmod(0o755)
-
-    def complete(*words: str) -> list[str]:
-        probe = "COMP_WORDS=(borgctl " + " ".join(f"'{w}'" for w in words) + ")"
-        probe += f"; COMP_CWORD={len(words)}; _borgctl; printf '%s\\n' \"${{COMPREPLY[@]}}\""
-        done = subprocess.run(
-            ["bash", "-c", script + "\n" + probe], env=env, capture_output=True, text=True
-        )
-        return done.stdout.split()
-
     assert complete("ls", "") == ["r"]
     assert sorted(complete("ls", "r", "web-")) == sorted(j["archive"] for j in made[1:])
     assert complete("archive", "rm", "r", made[2]["archive"][:8]) != []

@@ -306,24 +306,7 @@ def test_repo_add_init_wait_fails_when_the_init_fails(start_borgd, borgctl, tmp_
     assert ok.returncode == 0 and "initialised" in ok.stdout, ok
 
 
-def test_completion_asks_borgd_for_names_ids_and_knows_statuses(
-    ready, busctl, borgctl, session_env, tmp_path
-) -> None:
-    script = borgctl("completion", "bash").stdout
-    (tmp_path / "bin").mkdir()
-    shim = tmp_path / "bin" / "borgctl"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m borgd.cli.main "$@"\n')
-    shim.chmod(0o755)
-    env = {**session_env.vars, "PATH": f"{tmp_path / 'bin'}:{session_env.vars['PATH']}"}
-
-    def complete(*words: str) -> list[str]:
-        probe = "COMP_WORDS=(borgctl " + " ".join(f"'{w}'" for w in words) + ")"
-        probe += f"; COMP_CWORD={len(words)}; _borgctl; printf '%s\\n' \"${{COMPREPLY[@]}}\""
-        done = subprocess.run(
-            ["bash", "-c", script + "\n" + probe], env=env, capture_output=True, text=True
-        )
-        return done.stdout.split()
-
+def test_completion_asks_borgd_for_names_ids_and_knows_statuses(ready, busctl, complete) -> None:
     assert complete("run", "d") == ["docs"]
     assert complete("profile", "edit", "") == ["docs"]
     jobs = {str(j["id"]) for j in busctl("ListJobs", "a{sv}", 0)}

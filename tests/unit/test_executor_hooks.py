@@ -16,7 +16,7 @@ import pytest
 from borgd.app.chains import Chains
 from borgd.clock import wall_us
 from borgd.core.jobs import JobStatus
-from borgd.events import Events
+from borgd.events import Events, IgnoresEvents
 from borgd.execution.executor import BorgTool, Executor
 from borgd.store import Store, StoreUnavailable
 from borgd.system.secrets import SecretUnavailable, _locked_message
@@ -24,24 +24,12 @@ from borgd.system.secrets import SecretUnavailable, _locked_message
 pytestmark = pytest.mark.anyio
 
 
-class Recorder:
+class Recorder(IgnoresEvents):
     def __init__(self) -> None:
         self.changes: list[tuple[int, dict[str, Any]]] = []
 
-    def job_added(self, job: dict[str, Any]) -> None:
-        pass
-
-    def job_changed(self, job_id: int, changed: dict[str, Any], job: dict[str, Any]) -> None:
+    def job_changed(self, job_id: int, changed: dict[str, Any], job: Any) -> None:
         self.changes.append((job_id, dict(changed)))
-
-    def job_removed(self, job_id: int) -> None:
-        pass
-
-    def profile_changed(self, name: str, changed: dict[str, Any]) -> None:
-        pass
-
-    def manager_changed(self, changed: dict[str, Any]) -> None:
-        pass
 
 
 @pytest.fixture
