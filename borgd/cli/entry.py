@@ -17,6 +17,7 @@ true): nothing else on the way to a quick command's call needs it (~3 ms).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -34,13 +35,21 @@ def main() -> NoReturn:
 
 
 def leave(code: int) -> NoReturn:
-    """End the process with `code`: at once after a short-lived command."""
-    if gc.isenabled():
-        sys.exit(code)
+    """End the process with `code`: at once after a short-lived command, and at once
+    when the output cannot be written (the interpreter would try again at exit and
+    print a traceback-like complaint)."""
     try:
         sys.stdout.flush()
     except OSError as exc:  # a full disk, say; a closed pipe ends us by SIGPIPE
-        print(f"borgctl: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        code = code or 1
-    sys.stderr.flush()
+        if not code:  # else main has said what failed
+            print(f"borgctl: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        _exit_now(code or 1)
+    if gc.isenabled():
+        sys.exit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)

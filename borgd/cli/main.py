@@ -1326,17 +1326,17 @@ def main(argv: list[str] | None = None) -> int:
     wanted = None if first in (None, "completion") else first
     parser = build_parser(wanted if wanted in COMMAND_NAMES else None)
     a = parser.parse_args(argv)
-    if a.command == "ui":
-        gc.enable()  # long-lived (cli/entry.py)
-        from borgd.ui.app import run as run_ui  # Textual is imported by this command only
-
-        return run_ui()
-    if a.command == "calendar":
-        return cmd_calendar(a)
-    if a.command == "completion":
-        print(bash_completion(parser), end="")
-        return EXIT_OK
     try:
+        if a.command == "ui":
+            gc.enable()  # long-lived (cli/entry.py)
+            from borgd.ui.app import run as run_ui  # Textual is imported by this command only
+
+            return run_ui()
+        if a.command == "calendar":
+            return cmd_calendar(a)
+        if a.command == "completion":
+            print(bash_completion(parser), end="")
+            return EXIT_OK
         return _run(a)
     except UsageError as exc:
         print(f"borgctl: {exc}", file=sys.stderr)
@@ -1351,6 +1351,10 @@ def main(argv: list[str] | None = None) -> int:
     except UnicodeDecodeError:
         print("borgctl: the input is not valid UTF-8", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # an ordinary fault: output to a full disk, a file that is gone
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"borgctl: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         if WAITING_FOR:
             job_id = WAITING_FOR[-1]

@@ -4,7 +4,7 @@
 call or two and print.  dbus-fast, borgctl's client for the commands that wait
 for signals, pulls in asyncio on import (~100 ms before the first byte).
 dbus-python is libdbus's binding: blocking calls, no event loop, and replies
-decoded in C — 50 jobs (1,450 variants) in ~2 ms, where jeepney's pure Python
+decoded in C — 50 jobs (1,450 variants) in ~3 ms, where jeepney's pure Python
 took 13 ms, the largest part of ``borgctl jobs`` (bench/bench_borgctl.py).
 The commands' functions are coroutines that never suspend on this client, so
 `client.run_sync` runs them without an event loop.

@@ -147,6 +147,33 @@ def test_every_listing_into_head_ends_quietly(ready, busctl, session_env) -> Non
         assert err == "", (argv, err)
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_output_to_a_full_disk_is_one_line_and_exit_1(ready, session_env, unbuffered) -> None:
+    """Output that cannot be written (stdout on /dev/full) is an ordinary fault: one
+    line that says so, exit 1, no traceback, whether Python buffers stdout or not."""
+    env = {**session_env.vars, "PYTHONUNBUFFERED": unbuffered}
+    # Quick commands, one on the event loop (repo list), one without borgd (calendar).
+    for argv in (
+        ("jobs",),
+        ("jobs", "--json"),
+        ("status",),
+        ("repo", "list"),
+        ("calendar", "daily"),
+    ):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "borgd.cli.main", *argv],
+                env=env,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        assert done.returncode == 1, (argv, done.stderr)
+        (line,) = done.stderr.splitlines()  # one line, whether main or the exit saw it
+        assert line.startswith("borgctl: ") and line.endswith("No space left on device"), argv
+
+
 def test_apply_of_an_invalid_file_changes_nothing(ready, busctl, borgctl, tmp_path) -> None:
     before = state(busctl)
     bad = tmp_path / "bad.toml"
